@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine:
+#   ./run.sh example [--model M] [--out DIR]   mask generation on a sample image + tracking on a sample video
+#   ./run.sh test [PYTEST ARGS]                the whole test suite (slow and parity tests included)
+# Both create (or reuse) a virtual environment with the tested versions from constraints.txt.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3}"
+VENV="${SAM2P_VENV:-$HOME/.cache/sam2-pipelines/venv}"
+STAMP="$( (cat pyproject.toml constraints.txt; "$PY" --version) | sha256sum | cut -c1-16)"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$STAMP" ]; then
+    echo "[run.sh] creating the environment in $VENV (first run takes a few minutes)" >&2
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/pip" install -q -c constraints.txt setuptools torch torchvision
+    # Meta's sam2 (reference extra) builds from source: no CUDA extension, and against the torch above.
+    SAM2_BUILD_CUDA=0 "$VENV/bin/pip" install -q --no-build-isolation -c constraints.txt -e ".[test,demo,reference]"
+    echo "$STAMP" > "$VENV/.stamp"
+fi
+# The environment may be shared by several checkouts: point the editable install at this one.
+"$VENV/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null
+
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    example) exec "$VENV/bin/python" -m sam2_pipelines.example "$@" ;;
+    test) exec "$VENV/bin/python" -m pytest -m "" "$@" ;;
+    *) echo "usage: ./run.sh example [--model M] [--out DIR] | ./run.sh test [pytest args]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,36 @@
+"""sam2-pipelines: SAM 2 as first-class Hugging Face pipelines.
+
+Importing this package registers two tasks with ``transformers``' ``PIPELINE_REGISTRY``:
+
+* ``"mask-generation"`` -> :class:`MaskGenerationPipeline` (automatic and prompted masks for SAM-family
+  image models; other models keep the built-in ``transformers`` pipeline);
+* ``"video-object-tracking"`` -> :class:`VideoObjectTrackingPipeline` (prompted tracking with
+  ``Sam2VideoModel`` / ``EdgeTamVideoModel``).
+
+Example::
+
+    import sam2_pipelines
+    from transformers import pipeline
+
+    generator = pipeline("mask-generation", model="facebook/sam2.1-hiera-tiny")
+    tracker = pipeline("video-object-tracking", model="facebook/sam2.1-hiera-tiny")
+"""
+
+from __future__ import annotations
+
+from .loading import AutoModelForVideoObjectTracking
+from .mask_generation import MaskGenerationPipeline
+from .registration import register_pipelines
+from .video_tracking import VideoObjectTrackingPipeline
+
+__version__ = "0.1.0"
+
+register_pipelines()
+
+__all__ = [
+    "AutoModelForVideoObjectTracking",
+    "MaskGenerationPipeline",
+    "VideoObjectTrackingPipeline",
+    "register_pipelines",
+    "__version__",
+]

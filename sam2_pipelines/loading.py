@@ -1,0 +1,49 @@
+"""Which ``transformers`` model classes each of our tasks loads, and how a checkpoint is resolved.
+
+``transformers.pipeline(task, model=PATH_OR_ID)`` calls ``from_pretrained`` on the classes registered
+for the task. The classes below pick the right SAM-family model from the checkpoint's config.
+"""
+
+from __future__ import annotations
+
+import transformers
+
+#: Model classes the ``mask-generation`` pipeline of this package handles (the image side of SAM models).
+IMAGE_MODEL_CLASS_NAMES = ("Sam2Model", "SamModel", "SamHQModel", "EdgeTamModel")
+
+#: ``config.model_type`` -> video model class name, for ``video-object-tracking``.
+VIDEO_MODEL_TYPES = {
+    "sam2_video": "Sam2VideoModel",
+    "sam2": "Sam2VideoModel",
+    "edgetam_video": "EdgeTamVideoModel",
+    "edgetam": "EdgeTamVideoModel",
+}
+
+
+def is_image_model(model) -> bool:
+    """True when ``model`` is an image-side SAM-family model handled by our mask-generation pipeline."""
+    return type(model).__name__ in IMAGE_MODEL_CLASS_NAMES
+
+
+def is_video_model(model) -> bool:
+    """True when ``model`` is a SAM 2-style video model handled by our video-object-tracking pipeline."""
+    return type(model).__name__ in set(VIDEO_MODEL_TYPES.values())
+
+
+class AutoModelForVideoObjectTracking:
+    """Loads the video model (``Sam2VideoModel`` or ``EdgeTamVideoModel``) that fits a checkpoint's config."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """Load the video model for ``pretrained_model_name_or_path`` (a Hub id or a local directory)."""
+        kwargs.pop("_from_pipeline", None)
+        config = kwargs.pop("config", None)
+        if config is None or isinstance(config, str):
+            config = transformers.AutoConfig.from_pretrained(pretrained_model_name_or_path)
+        name = VIDEO_MODEL_TYPES.get(config.model_type)
+        if name is None:
+            raise ValueError(
+                f"video-object-tracking needs a SAM 2-style video model; {pretrained_model_name_or_path!r} has "
+                f"model_type {config.model_type!r}. Accepted model types: {', '.join(sorted(VIDEO_MODEL_TYPES))}."
+            )
+        return getattr(transformers, name).from_pretrained(pretrained_model_name_or_path, *args, **kwargs)

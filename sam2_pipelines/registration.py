@@ -1,0 +1,43 @@
+"""Registration of this package's pipelines with ``transformers``' ``PIPELINE_REGISTRY``."""
+
+from __future__ import annotations
+
+from transformers import AutoModelForMaskGeneration
+from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.utils import logging
+
+from .loading import AutoModelForVideoObjectTracking
+
+#: Default checkpoint of both tasks.
+DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
+
+
+def register_pipelines() -> None:
+    """Register ``mask-generation`` (replacing the built-in entry) and ``video-object-tracking``.
+
+    Safe to call more than once. Replacing ``mask-generation`` is deliberate, so the registry's
+    "already registered" warning is silenced for that one call.
+    """
+    from .mask_generation import MaskGenerationPipeline
+    from .video_tracking import VideoObjectTrackingPipeline
+
+    registry_logger = logging.get_logger("transformers.pipelines.base")
+    level = registry_logger.level
+    registry_logger.setLevel(logging.ERROR)
+    try:
+        PIPELINE_REGISTRY.register_pipeline(
+            "mask-generation",
+            pipeline_class=MaskGenerationPipeline,
+            pt_model=AutoModelForMaskGeneration,
+            default={"pt": (DEFAULT_MODEL, "main")},
+            type="multimodal",
+        )
+        PIPELINE_REGISTRY.register_pipeline(
+            "video-object-tracking",
+            pipeline_class=VideoObjectTrackingPipeline,
+            pt_model=AutoModelForVideoObjectTracking,
+            default={"pt": (DEFAULT_MODEL, "main")},
+            type="multimodal",
+        )
+    finally:
+        registry_logger.setLevel(level)

@@ -1,0 +1,196 @@
+"""Tiny randomly initialised SAM-family checkpoints and synthetic media, for tests, notebooks and demos.
+
+Everything here is built locally: no network is touched. The checkpoints are real ``transformers``
+models saved with ``save_pretrained`` together with their processor, so loading them back goes through
+exactly the same path as a checkpoint downloaded from the Hub.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: Side length of the square model input of every tiny checkpoint.
+TINY_IMAGE_SIZE = 256
+
+_KINDS = ("image", "video", "edgetam", "edgetam-video")
+
+
+def _tiny_sam2_parts(size: int = TINY_IMAGE_SIZE) -> dict:
+    """Return the sub-config dicts of a tiny Hiera SAM 2 for a square input of ``size`` pixels."""
+    backbone = dict(
+        model_type="sam2_hiera_det_model",
+        hidden_size=16,
+        num_attention_heads=1,
+        blocks_per_stage=[1, 2, 1, 1],
+        embed_dim_per_stage=[16, 32, 64, 128],
+        num_attention_heads_per_stage=[1, 1, 1, 1],
+        window_size_per_stage=[4, 4, 4, 4],
+        global_attention_blocks=[2],
+        image_size=[size, size],
+        window_positional_embedding_background_size=[2, 2],
+    )
+    vision = dict(
+        backbone_config=backbone,
+        backbone_channel_list=[128, 64, 32, 16],
+        backbone_feature_sizes=[[size // 4] * 2, [size // 8] * 2, [size // 16] * 2],
+        fpn_hidden_size=128,
+    )
+    prompt = dict(hidden_size=128, image_size=size, patch_size=16, mask_input_channels=4)
+    decoder = dict(hidden_size=128, mlp_dim=128, num_attention_heads=2, iou_head_hidden_dim=32)
+    return dict(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
+
+
+def _tiny_memory_kwargs(hidden: int, size: int) -> dict:
+    """Memory-side config values of a tiny video model whose prompt/decoder width is ``hidden``.
+
+    The memory width stays 64: transformers hard-codes it in the memory cross-attention, and the object
+    pointers (``hidden`` wide) must split into ``hidden // 64 > 1`` memory tokens.
+    """
+    return dict(
+        memory_attention_rope_feat_sizes=[size // 16, size // 16],
+        memory_attention_hidden_size=hidden,
+        memory_attention_num_layers=1,
+        memory_attention_mlp_hidden_size=2 * hidden,
+        memory_encoder_hidden_size=hidden,
+        memory_encoder_output_channels=64,
+        mask_downsampler_embed_dim=hidden,
+        memory_fuser_embed_dim=hidden,
+        memory_fuser_intermediate_dim=2 * hidden,
+    )
+
+
+def _tiny_edgetam_parts(size: int = TINY_IMAGE_SIZE) -> dict:
+    """Sub-configs of a tiny EdgeTAM (RepViT backbone through timm, random weights).
+
+    The backbone is spelled out: transformers' default EdgeTAM backbone config names its timm
+    architecture under a misspelt key and so falls back to resnet50.
+    """
+    from transformers import EdgeTamVisionConfig, TimmWrapperConfig
+
+    backbone = TimmWrapperConfig(
+        architecture="repvit_m1",
+        do_pooling=False,
+        model_args={"in_chans": 3, "features_only": True, "out_indices": [0, 1, 2, 3]},
+    )
+    vision = EdgeTamVisionConfig(
+        backbone_config=backbone,
+        backbone_feature_sizes=[[size // 4] * 2, [size // 8] * 2, [size // 16] * 2],
+        fpn_hidden_size=128,
+    )
+    prompt = dict(hidden_size=128, image_size=size, patch_size=16, mask_input_channels=4)
+    decoder = dict(hidden_size=128, mlp_dim=128, num_attention_heads=2, iou_head_hidden_dim=32)
+    return dict(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
+
+
+def build_tiny_model(kind: str = "image", size: int = TINY_IMAGE_SIZE, seed: int = 0):
+    """Build a tiny randomly initialised model and its processor.
+
+    Args:
+        kind: one of ``"image"`` (``Sam2Model``), ``"video"`` (``Sam2VideoModel``), ``"edgetam"``
+            (``EdgeTamModel``) or ``"edgetam-video"`` (``EdgeTamVideoModel``).
+        size: square input size of the model (multiple of 32).
+        seed: torch seed used for the random initialisation, so two builds are identical.
+
+    Returns:
+        ``(model, processor)``; the processor is a ``Sam2Processor`` for image models and a
+        ``Sam2VideoProcessor`` for video models.
+    """
+    import torch
+    import transformers as tf
+
+    if kind not in _KINDS:
+        raise ValueError(f"unknown tiny model kind {kind!r}; accepted: {', '.join(_KINDS)}")
+    if size % 32:
+        raise ValueError(f"size must be a multiple of 32, got {size}")
+    torch.manual_seed(seed)
+    image_processor = tf.Sam2ImageProcessor(
+        size={"height": size, "width": size}, mask_size={"height": size // 4, "width": size // 4}
+    )
+    if kind == "image":
+        model = tf.Sam2Model(tf.Sam2Config(**_tiny_sam2_parts(size)))
+    elif kind == "video":
+        model = tf.Sam2VideoModel(tf.Sam2VideoConfig(**_tiny_sam2_parts(size), image_size=size, **_tiny_memory_kwargs(128, size)))
+    elif kind == "edgetam":
+        model = tf.EdgeTamModel(tf.EdgeTamConfig(**_tiny_edgetam_parts(size)))
+    else:
+        model = tf.EdgeTamVideoModel(
+            tf.EdgeTamVideoConfig(
+                **_tiny_edgetam_parts(size),
+                image_size=size,
+                perceiver_resampler_num_latents=16,
+                perceiver_resampler_num_latents_2d=16,
+                memory_attention_rope_k_sizes=[4, 4],
+                **_tiny_memory_kwargs(128, size),
+            )
+        )
+    model.eval()
+    if kind.endswith("video"):
+        video_processor = tf.Sam2VideoVideoProcessor(size={"height": size, "width": size})
+        processor = tf.Sam2VideoProcessor(
+            image_processor=image_processor, video_processor=video_processor, target_size=size
+        )
+    else:
+        processor = tf.Sam2Processor(image_processor=image_processor, target_size=size)
+    return model, processor
+
+
+def save_tiny_model(directory: str | os.PathLike, kind: str = "image", size: int = TINY_IMAGE_SIZE, seed: int = 0) -> Path:
+    """Build a tiny model (see :func:`build_tiny_model`) and ``save_pretrained`` it with its processor.
+
+    Returns the directory, ready for ``pipeline(task, model=str(directory))``.
+    """
+    directory = Path(directory)
+    model, processor = build_tiny_model(kind, size=size, seed=seed)
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+def synthetic_image(height: int = 120, width: int = 160, seed: int = 0) -> np.ndarray:
+    """An RGB uint8 image with a few flat-coloured shapes on a noisy background."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 40, size=(height, width, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:height, 0:width]
+    circle = (yy - height * 0.4) ** 2 + (xx - width * 0.3) ** 2 < (min(height, width) * 0.2) ** 2
+    image[circle] = (220, 60, 60)
+    image[int(height * 0.55) : int(height * 0.9), int(width * 0.55) : int(width * 0.9)] = (60, 200, 90)
+    return image
+
+
+def synthetic_frames(num_frames: int = 8, height: int = 96, width: int = 128, seed: int = 0) -> np.ndarray:
+    """``(num_frames, height, width, 3)`` uint8 frames of a square moving right over a noisy background."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 40, size=(num_frames, height, width, 3), dtype=np.uint8)
+    side = max(8, min(height, width) // 4)
+    for t in range(num_frames):
+        x0 = int((width - side) * t / max(1, num_frames - 1))
+        y0 = height // 2 - side // 2
+        frames[t, y0 : y0 + side, x0 : x0 + side] = (230, 200, 40)
+    return frames
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 10) -> Path:
+    """Encode ``(T, H, W, 3)`` uint8 frames into an H.264 mp4 with PyAV (even sizes are required)."""
+    import av
+
+    path = Path(path)
+    frames = np.asarray(frames, dtype=np.uint8)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "10"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def synthetic_video(path: str | os.PathLike, num_frames: int = 8, height: int = 96, width: int = 128, fps: int = 10) -> Path:
+    """Write :func:`synthetic_frames` to ``path`` as an mp4 and return the path."""
+    return write_video(path, synthetic_frames(num_frames, height, width), fps=fps)

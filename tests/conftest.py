@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny random SAM-family checkpoints saved to disk, and synthetic media.
+
+Each checkpoint is written once per test session with ``save_pretrained`` and loaded back by the tests
+through ``transformers.pipeline(...)``: the real loading path, with no network.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np
+import pytest
+
+import sam2_pipelines  # noqa: F401  (registers the pipelines)
+from sam2_pipelines import testing
+
+
+@pytest.fixture(scope="session")
+def tiny_image_model_dir(tmp_path_factory):
+    """Directory holding a tiny ``Sam2Model`` + ``Sam2Processor``."""
+    return str(testing.save_tiny_model(tmp_path_factory.mktemp("tiny-sam2"), "image"))
+
+
+@pytest.fixture(scope="session")
+def tiny_video_model_dir(tmp_path_factory):
+    """Directory holding a tiny ``Sam2VideoModel`` + ``Sam2VideoProcessor``."""
+    return str(testing.save_tiny_model(tmp_path_factory.mktemp("tiny-sam2-video"), "video"))
+
+
+@pytest.fixture(scope="session")
+def tiny_edgetam_model_dir(tmp_path_factory):
+    """Directory holding a tiny ``EdgeTamModel`` + ``Sam2Processor``."""
+    return str(testing.save_tiny_model(tmp_path_factory.mktemp("tiny-edgetam"), "edgetam"))
+
+
+@pytest.fixture(scope="session")
+def tiny_edgetam_video_model_dir(tmp_path_factory):
+    """Directory holding a tiny ``EdgeTamVideoModel`` + ``Sam2VideoProcessor``."""
+    return str(testing.save_tiny_model(tmp_path_factory.mktemp("tiny-edgetam-video"), "edgetam-video"))
+
+
+@pytest.fixture(scope="session")
+def mask_generator(tiny_image_model_dir):
+    """The registered ``mask-generation`` pipeline over the tiny Sam2Model."""
+    from transformers import pipeline
+
+    return pipeline("mask-generation", model=tiny_image_model_dir)
+
+
+@pytest.fixture(scope="session")
+def tracker(tiny_video_model_dir):
+    """The registered ``video-object-tracking`` pipeline over the tiny Sam2VideoModel."""
+    from transformers import pipeline
+
+    return pipeline("video-object-tracking", model=tiny_video_model_dir)
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    """A 120x160 RGB uint8 synthetic image."""
+    return testing.synthetic_image()
+
+
+@pytest.fixture
+def frames() -> np.ndarray:
+    """Eight 96x128 RGB uint8 synthetic frames of a moving square."""
+    return testing.synthetic_frames()
+
+
+@pytest.fixture
+def video_path(tmp_path) -> str:
+    """An 8-frame 96x128 H.264 mp4 written with PyAV."""
+    return str(testing.synthetic_video(tmp_path / "clip.mp4"))
