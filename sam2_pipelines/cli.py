@@ -1,0 +1,354 @@
+"""The ``sam2-pipelines`` command: masks for images, tracking in videos, checkpoint conversion.
+
+Usage::
+
+    sam2-pipelines generate-masks photo.jpg other.png --out masks/
+    sam2-pipelines track clip.mp4 --frame 0 --obj 1 --point 210,350 --obj 2 --box 300,0,500,400 --out tracks/
+    sam2-pipelines convert sam2.1_hiera_tiny.pt sam2.1-hiera-tiny/
+
+``generate-masks`` writes, per image, ``<stem>.json`` (COCO RLE records) and ``<stem>_overlay.png``.
+``track`` writes ``masks/<frame>.png`` (palette PNGs, pixel value = object id), ``overlay.mp4`` and
+``tracks.json`` (per-frame object ids, COCO RLE masks and scores). Every subcommand accepts
+``--model``, ``--device``, ``--dtype`` and ``--no-progress``. Bad arguments exit with status 2 and a
+message saying what is accepted; failures while running exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+class CommandError(Exception):
+    """A failure to report to the user as one message (no traceback), with exit status 1."""
+
+
+def model_not_found_message(model: str, error: BaseException | None = None) -> str:
+    """The one-paragraph explanation printed when ``model`` cannot be loaded from the Hub or disk."""
+    reason = f" ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})" if error else ""
+    return (
+        f"Could not load the model {model!r}{reason}. It is neither a local directory with a saved model nor "
+        "reachable on the Hugging Face Hub (no network, or not in the local cache). Point --model at local "
+        "weights instead: either a directory written by save_pretrained (for example the model repository "
+        f"downloaded on a machine with network access with `hf download {DEFAULT_MODEL} --local-dir "
+        "sam2.1-hiera-tiny` and copied here, then `--model sam2.1-hiera-tiny`), or a checkpoint file from Meta's "
+        "SAM 2 release (`--model sam2.1_hiera_tiny.pt`), which is converted on load."
+    )
+
+
+def _parse_pair_list(text: str, name: str, lengths: tuple[int, ...]) -> list[float]:
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = None
+    if values is None or len(values) not in lengths:
+        raise argparse.ArgumentTypeError(f"{name} must be {' or '.join(FORMATS[name])}, got {text!r}")
+    return values
+
+
+FORMATS = {"--point": ("X,Y", "X,Y,LABEL (LABEL 1 = positive, 0 = negative)"), "--box": ("X0,Y0,X1,Y1",)}
+
+
+def point_arg(text: str) -> tuple[list[float], int]:
+    """Parse ``X,Y`` or ``X,Y,LABEL`` (label 1 positive, 0 negative) into ``([x, y], label)``."""
+    values = _parse_pair_list(text, "--point", (2, 3))
+    label = 1 if len(values) == 2 else values[2]
+    if label not in (0, 1):
+        raise argparse.ArgumentTypeError(f"--point label must be 1 (positive) or 0 (negative), got {text!r}")
+    return [values[0], values[1]], int(label)
+
+
+def box_arg(text: str) -> list[float]:
+    """Parse ``X0,Y0,X1,Y1`` into a box (top-left and bottom-right corners, pixels)."""
+    box = _parse_pair_list(text, "--box", (4,))
+    if box[2] < box[0] or box[3] < box[1]:
+        raise argparse.ArgumentTypeError(f"--box must have X1 >= X0 and Y1 >= Y0, got {text!r}")
+    return box
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+class _PromptAction(argparse.Action):
+    """Record ``--frame``/``--obj``/``--point``/``--box`` in command-line order, so they can be grouped."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        tokens = getattr(namespace, "prompt_tokens", None) or []
+        tokens.append((self.dest, values))
+        namespace.prompt_tokens = tokens
+
+
+def prompts_from_tokens(tokens) -> list[dict]:
+    """Group ordered ``(kind, value)`` tokens into tracker prompts.
+
+    ``--frame N`` and ``--obj ID`` set the current frame (default 0) and object (default 1); each
+    ``--point`` adds a point and each ``--box`` sets the box of the current (frame, object) pair.
+    Returns ``[{"frame", "obj_id", "points", "labels"} and/or "box"]``, in first-mention order.
+    """
+    frame, obj_id = 0, 1
+    groups: dict[tuple[int, int], dict] = {}
+    for kind, value in tokens:
+        if kind == "frame":
+            frame = value
+        elif kind == "obj":
+            obj_id = value
+        else:
+            group = groups.setdefault((frame, obj_id), {"frame": frame, "obj_id": obj_id})
+            if kind == "point":
+                group.setdefault("points", []).append(value[0])
+                group.setdefault("labels", []).append(value[1])
+            else:
+                if "box" in group:
+                    raise ValueError(f"object {obj_id} got two --box prompts on frame {frame}; give at most one box per object and frame")
+                group["box"] = value
+    return list(groups.values())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sam2-pipelines`` (exposed for documentation and tests)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", default=DEFAULT_MODEL, help=f"Hub id, save_pretrained directory or Meta .pt checkpoint (default: {DEFAULT_MODEL})")
+    common.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
+    common.add_argument("--dtype", default="float32", choices=DTYPES, help="model weights dtype (default: float32)")
+    common.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+
+    parser = argparse.ArgumentParser(prog="sam2-pipelines", description="SAM 2 mask generation and video object tracking.")
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    gen = commands.add_parser("generate-masks", parents=[common], help="automatic masks for images (COCO RLE JSON + overlay PNG)",
+                              description="Automatic mask generation: writes <stem>.json (COCO RLE records) and <stem>_overlay.png per image.")
+    gen.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    gen.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
+    gen.add_argument("--points-per-side", type=_positive_int, default=32, help="grid of point prompts per side (default: 32)")
+    gen.add_argument("--points-per-batch", type=_positive_int, default=64, help="point prompts run together (default: 64)")
+    gen.add_argument("--pred-iou-thresh", type=_unit_float, default=0.8, help="minimum predicted IoU (default: 0.8)")
+    gen.add_argument("--stability-score-thresh", type=_unit_float, default=0.95, help="minimum stability score (default: 0.95)")
+    gen.add_argument("--box-nms-thresh", type=_unit_float, default=0.7, help="NMS IoU threshold between masks (default: 0.7)")
+    gen.add_argument("--crop-n-layers", type=_non_negative_int, default=0, help="layers of image crops (default: 0)")
+    gen.add_argument("--min-mask-region-area", type=_non_negative_int, default=0, help="remove holes/islands smaller than this (default: 0)")
+
+    track = commands.add_parser("track", parents=[common], help="track prompted objects through a video (palette PNGs + overlay mp4 + JSON)",
+                                description="Video object tracking. --frame and --obj set the frame and object that the following "
+                                "--point/--box prompts belong to (defaults: frame 0, object 1).")
+    track.add_argument("video", metavar="VIDEO", help="video file (mp4, ...) or a folder of frames")
+    track.add_argument("--point", dest="point", type=point_arg, action=_PromptAction, metavar="X,Y[,LABEL]", help="a click (LABEL 1 positive, default; 0 negative)")
+    track.add_argument("--box", dest="box", type=box_arg, action=_PromptAction, metavar="X0,Y0,X1,Y1", help="a box around the object")
+    track.add_argument("--frame", dest="frame", type=_non_negative_int, action=_PromptAction, metavar="N", help="frame of the following prompts")
+    track.add_argument("--obj", dest="obj", type=_non_negative_int, action=_PromptAction, metavar="ID", help="object id of the following prompts")
+    track.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
+    track.add_argument("--direction", default="forward", choices=("forward", "backward", "both"), help="propagation direction (default: forward)")
+    track.add_argument("--start-frame", type=_non_negative_int, default=None, help="frame to start propagating from (default: first prompted frame)")
+    track.add_argument("--max-frames", type=_positive_int, default=None, help="propagate over at most this many frames")
+    track.add_argument("--fps", type=float, default=None, help="frame rate of overlay.mp4 (default: the video's)")
+
+    conv = commands.add_parser("convert", help="convert a Meta SAM 2 .pt checkpoint to a save_pretrained directory",
+                               description="Convert a checkpoint of Meta's SAM 2 release into a transformers directory.")
+    conv.add_argument("checkpoint", metavar="CKPT", type=Path, help="Meta .pt checkpoint")
+    conv.add_argument("output_dir", metavar="OUTDIR", type=Path, help="directory to write (save_pretrained layout)")
+    conv.add_argument("--kind", default=None, choices=("image", "video"), help="model to write (default: the converter's choice)")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"sam2-pipelines {__version__}"
+
+
+def load_pipeline(task: str, model: str, device=None, dtype: str = "float32"):
+    """``transformers.pipeline(task, model=...)`` with a one-paragraph :class:`CommandError` when the model is unreachable."""
+    import torch
+    from transformers import pipeline
+
+    import sam2_pipelines  # noqa: F401  (registers the tasks)
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    is_local = os.path.exists(model)
+    try:
+        return pipeline(task, model=model, device=device, dtype=getattr(torch, dtype))
+    except (OSError, ValueError) as error:
+        # A local path that exists but is broken is the user's file: say what is wrong with it.
+        if is_local:
+            raise CommandError(f"could not load {model!r} for {task}: {error}") from error
+        raise CommandError(model_not_found_message(model, error)) from error
+
+
+def _tqdm(iterable, enabled: bool, **kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=not enabled, **kwargs)
+
+
+def _json_ready(value):
+    """Convert numpy scalars/arrays (and tuples) inside a record to plain JSON types."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode("ascii")
+    return value
+
+
+def generate_masks(args) -> int:
+    """Run ``generate-masks``: one JSON and one overlay PNG per image in ``args.out``."""
+    import numpy as np
+    from PIL import Image
+
+    from .visualize import overlay_records
+
+    paths = [Path(p) for p in args.images]
+    for path in paths:
+        if not path.is_file():
+            raise CommandError(f"image not found: {path}")
+        try:
+            Image.open(path).close()
+        except OSError as error:
+            raise CommandError(f"{path} is not an image PIL can read: {error}") from error
+    generator = load_pipeline("mask-generation", args.model, args.device, args.dtype)
+    args.out.mkdir(parents=True, exist_ok=True)
+    options = dict(
+        points_per_side=args.points_per_side,
+        points_per_batch=args.points_per_batch,
+        pred_iou_thresh=args.pred_iou_thresh,
+        stability_score_thresh=args.stability_score_thresh,
+        box_nms_thresh=args.box_nms_thresh,
+        crop_n_layers=args.crop_n_layers,
+        min_mask_region_area=args.min_mask_region_area,
+        output_mode="coco_rle",
+    )
+    for path in _tqdm(paths, args.progress and len(paths) > 1, desc="images", unit="image"):
+        image = np.asarray(Image.open(path).convert("RGB"))
+        output = generator(image, progress=args.progress, **options)
+        records = output["records"]
+        document = {
+            "image": {"file_name": path.name, "height": image.shape[0], "width": image.shape[1]},
+            "model": args.model,
+            "options": options,
+            "annotations": [_json_ready(record) for record in records],
+        }
+        (args.out / f"{path.stem}.json").write_text(json.dumps(document))
+        Image.fromarray(overlay_records(image, records)).save(args.out / f"{path.stem}_overlay.png")
+        print(f"{path}: {len(records)} masks -> {args.out / (path.stem + '.json')}, {args.out / (path.stem + '_overlay.png')}")
+    return 0
+
+
+def track(args) -> int:
+    """Run ``track``: palette PNGs, ``overlay.mp4`` and ``tracks.json`` in ``args.out``."""
+    from . import video_io
+    from .masks import encode_rle
+
+    tokens = getattr(args, "prompt_tokens", None) or []
+    try:
+        prompts = prompts_from_tokens(tokens)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    if not prompts:
+        raise UsageError("track needs at least one --point or --box prompt")
+    if not os.path.exists(args.video):
+        raise CommandError(f"video not found: {args.video}")
+    tracker = load_pipeline("video-object-tracking", args.model, args.device, args.dtype)
+    video = video_io.open_video(args.video)
+    results = tracker(
+        video,
+        prompts=prompts,
+        direction=args.direction,
+        start_frame=args.start_frame,
+        max_frames=args.max_frames,
+        progress=args.progress,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    video_io.write_palette_pngs(results, args.out / "masks")
+    video_io.write_overlay_video(video, results, args.out / "overlay.mp4", fps=args.fps)
+    frames = [
+        {
+            "frame_idx": int(result["frame_idx"]),
+            "object_ids": [int(i) for i in result["object_ids"]],
+            "masks": [encode_rle(mask.reshape(mask.shape[-2:])) for mask in result["masks"]],
+            "scores": _json_ready(result.get("scores")),
+        }
+        for result in results
+    ]
+    document = {"video": str(args.video), "model": args.model, "prompts": prompts, "frames": frames}
+    (args.out / "tracks.json").write_text(json.dumps(_json_ready(document)))
+    print(f"{args.video}: {len(frames)} frames, objects {sorted({i for f in frames for i in f['object_ids']})} -> {args.out}")
+    return 0
+
+
+def convert(args) -> int:
+    """Run ``convert``: a Meta checkpoint into a ``save_pretrained`` directory."""
+    from .convert import convert_checkpoint
+
+    if not args.checkpoint.is_file():
+        raise CommandError(f"checkpoint not found: {args.checkpoint}")
+    output = convert_checkpoint(args.checkpoint, args.output_dir, kind=args.kind)
+    print(f"{args.checkpoint} -> {output or args.output_dir}")
+    return 0
+
+
+class UsageError(Exception):
+    """A bad combination of arguments found after parsing: reported like argparse errors (status 2)."""
+
+
+COMMANDS = {"generate-masks": generate_masks, "track": track, "convert": convert}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sam2-pipelines`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as error:
+        print(f"sam2-pipelines {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except CommandError as error:
+        print(f"sam2-pipelines {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as error:
+        print(f"sam2-pipelines {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
