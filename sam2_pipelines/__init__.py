@@ -18,7 +18,8 @@ Example::
 
 from __future__ import annotations
 
-from .loading import AutoModelForVideoObjectTracking
+from .convert import convert_checkpoint, load_checkpoint
+from .loading import AutoModelForVideoObjectTracking, pipeline
 from .mask_generation import MaskGenerationPipeline
 from .registration import register_pipelines
 from .video_tracking import VideoObjectTrackingPipeline
@@ -31,6 +32,9 @@ __all__ = [
     "AutoModelForVideoObjectTracking",
     "MaskGenerationPipeline",
     "VideoObjectTrackingPipeline",
+    "convert_checkpoint",
+    "load_checkpoint",
+    "pipeline",
     "register_pipelines",
     "__version__",
 ]

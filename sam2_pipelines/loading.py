@@ -47,3 +47,46 @@ class AutoModelForVideoObjectTracking:
                 f"model_type {config.model_type!r}. Accepted model types: {', '.join(sorted(VIDEO_MODEL_TYPES))}."
             )
         return getattr(transformers, name).from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+
+#: Which converted model each task builds from a Meta ``.pt`` checkpoint.
+_CHECKPOINT_KIND_FOR_TASK = {"mask-generation": "image", "video-object-tracking": "video"}
+
+
+def pipeline(task: str | None = None, model=None, **kwargs):
+    """``transformers.pipeline`` that also accepts a Meta SAM 2 / 2.1 ``.pt`` checkpoint as ``model``.
+
+    ``transformers.pipeline`` resolves a config from the model string before anything else, so it cannot
+    read a ``.pt`` file. This function converts such a checkpoint in memory with
+    :func:`sam2_pipelines.convert.load_checkpoint` (``Sam2Model`` for ``"mask-generation"``,
+    ``Sam2VideoModel`` for ``"video-object-tracking"``) and hands the model and its processor to
+    ``transformers.pipeline``. Every other ``model`` (Hub id, directory, model instance) is passed
+    through unchanged, as are all keyword arguments.
+
+    Example::
+
+        import sam2_pipelines
+
+        generator = sam2_pipelines.pipeline("mask-generation", model="checkpoints/sam2.1_hiera_tiny.pt")
+        tracker = sam2_pipelines.pipeline("video-object-tracking", model="checkpoints/sam2.1_hiera_tiny.pt")
+
+    Raises:
+        ValueError: a ``.pt`` checkpoint given for a task other than the two above, or together with
+            ``config=`` (the config comes from the checkpoint).
+    """
+    from .convert import is_meta_checkpoint_path, load_checkpoint
+
+    if is_meta_checkpoint_path(model):
+        kind = _CHECKPOINT_KIND_FOR_TASK.get(task)
+        if kind is None:
+            raise ValueError(
+                f"a Meta SAM 2 checkpoint ({model!r}) can be loaded for the tasks "
+                f"{', '.join(_CHECKPOINT_KIND_FOR_TASK)}; got task={task!r}"
+            )
+        if kwargs.get("config") is not None:
+            raise ValueError("config= cannot be combined with a Meta .pt checkpoint: the config is derived from its weights")
+        kwargs.pop("config", None)
+        model, processor = load_checkpoint(model, kind=kind)
+        if kwargs.get("processor") is None:
+            kwargs["processor"] = processor
+    return transformers.pipeline(task, model=model, **kwargs)
