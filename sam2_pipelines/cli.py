@@ -177,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Convert a checkpoint of Meta's SAM 2 release into a transformers directory.")
     conv.add_argument("checkpoint", metavar="CKPT", type=Path, help="Meta .pt checkpoint")
     conv.add_argument("output_dir", metavar="OUTDIR", type=Path, help="directory to write (save_pretrained layout)")
-    conv.add_argument("--kind", default=None, choices=("image", "video"), help="model to write (default: the converter's choice)")
+    conv.add_argument("--kind", default="video", choices=("image", "video"),
+                      help="video (default; the directory then serves both tasks) or image (Sam2Model only)")
+    conv.add_argument("--size", default=None, help="Hiera size (tiny, small, base_plus, large; default: detected from the weights)")
     return parser
 
 
@@ -190,9 +192,8 @@ def _version() -> str:
 def load_pipeline(task: str, model: str, device=None, dtype: str = "float32"):
     """``transformers.pipeline(task, model=...)`` with a one-paragraph :class:`CommandError` when the model is unreachable."""
     import torch
-    from transformers import pipeline
 
-    import sam2_pipelines  # noqa: F401  (registers the tasks)
+    from . import pipeline  # transformers.pipeline that also accepts Meta .pt checkpoints
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -257,8 +258,9 @@ def generate_masks(args) -> int:
         output_mode="coco_rle",
     )
     for path in _tqdm(paths, args.progress and len(paths) > 1, desc="images", unit="image"):
-        image = np.asarray(Image.open(path).convert("RGB"))
-        output = generator(image, progress=args.progress, **options)
+        pil_image = Image.open(path).convert("RGB")
+        image = np.asarray(pil_image)
+        output = generator(pil_image, progress=args.progress, **options)
         records = output["records"]
         document = {
             "image": {"file_name": path.name, "height": image.shape[0], "width": image.shape[1]},
@@ -320,7 +322,7 @@ def convert(args) -> int:
 
     if not args.checkpoint.is_file():
         raise CommandError(f"checkpoint not found: {args.checkpoint}")
-    output = convert_checkpoint(args.checkpoint, args.output_dir, kind=args.kind)
+    output = convert_checkpoint(args.checkpoint, args.output_dir, kind=args.kind, size=args.size)
     print(f"{args.checkpoint} -> {output or args.output_dir}")
     return 0
 
