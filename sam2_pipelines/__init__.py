@@ -22,6 +22,7 @@ from .convert import convert_checkpoint, load_checkpoint
 from .loading import AutoModelForVideoObjectTracking, pipeline
 from .mask_generation import MaskGenerationPipeline
 from .registration import register_pipelines
+from .session import TrackingSession
 from .video_tracking import VideoObjectTrackingPipeline
 
 __version__ = "0.1.0"
@@ -36,5 +37,6 @@ __all__ = [
     "load_checkpoint",
     "pipeline",
     "register_pipelines",
+    "TrackingSession",
     "__version__",
 ]

@@ -264,3 +264,80 @@ def split_per_image(value, num_images: int, name: str) -> list:
     if len(value) != num_images:
         raise ValueError(f"{name} must have one entry per image: got {len(value)} entries for {num_images} images")
     return list(value)
+
+
+# ------------------------------------------------------------------------------------------ video prompts
+
+#: Keys a video prompt dict may have.
+VIDEO_PROMPT_KEYS = ("frame", "obj_id", "points", "labels", "box", "mask")
+
+
+def check_int(value, name: str, minimum: int | None = None) -> int:
+    """Return ``value`` as an int (Python or numpy integer, not bool), or raise ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def normalize_binary_mask(mask, image_size) -> np.ndarray:
+    """Validate ONE binary mask prompt covering the whole frame: ``(H, W)`` (or ``(1, H, W)``) bool or 0/1 values.
+
+    ``(H, W)`` must equal ``image_size``. Returns a bool ``(H, W)`` array.
+    """
+    height, width = check_image_size(image_size)
+    array = _to_numpy(mask, "mask")
+    while array.ndim > 2 and array.shape[0] == 1:
+        array = array[0]
+    if array.shape != (height, width):
+        raise ValueError(f"a mask prompt must have the frame's size (H, W) = ({height}, {width}), got shape {array.shape}")
+    if not np.all((array == 0) | (array == 1)):
+        raise ValueError("a mask prompt must be binary (bool, or 0/1 values); threshold logits or probabilities first")
+    return array.astype(bool)
+
+
+def normalize_video_prompt(prompt, image_size, num_frames: int | None = None) -> dict:
+    """Validate one video prompt dict.
+
+    A prompt is ``{"frame": int, "obj_id": int}`` plus one of: ``"points"`` with ``"labels"`` (clicks),
+    ``"box"`` ``[x0, y0, x1, y1]`` (optionally with extra ``"points"``/``"labels"``), or ``"mask"`` (a binary
+    ``(H, W)`` array). Coordinates are pixels of the video; ``frame`` must be in ``0..num_frames-1`` when
+    ``num_frames`` is known.
+
+    Returns:
+        ``{"frame", "obj_id", "points" (P, 2) float32 or None, "labels" (P,) int64 or None,
+        "box" (4,) float32 or None, "mask" (H, W) bool or None}``.
+    """
+    if not isinstance(prompt, dict):
+        raise ValueError(
+            'a prompt must be a dict such as {"frame": 0, "obj_id": 1, "points": [[x, y]], "labels": [1]}, '
+            f"got {type(prompt).__name__}"
+        )
+    unknown = sorted(set(prompt) - set(VIDEO_PROMPT_KEYS), key=str)
+    if unknown:
+        raise ValueError(f"unknown prompt keys {unknown}; accepted keys: {', '.join(VIDEO_PROMPT_KEYS)}")
+    for key in ("frame", "obj_id"):
+        if key not in prompt:
+            raise ValueError(f"a prompt needs {key!r}; got keys {sorted(prompt)}")
+    frame = check_int(prompt["frame"], "prompt frame", minimum=0)
+    if num_frames is not None and frame >= num_frames:
+        raise ValueError(f"prompt on frame {frame}, but the video has {num_frames} frames (valid frames: 0..{num_frames - 1})")
+    obj_id = check_int(prompt["obj_id"], "obj_id")
+    has_clicks = prompt.get("points") is not None or prompt.get("labels") is not None
+    has_box = prompt.get("box") is not None
+    has_mask = prompt.get("mask") is not None
+    if not (has_clicks or has_box or has_mask):
+        raise ValueError(f"prompt for object {obj_id} on frame {frame} needs points with labels, a box or a mask")
+    if has_mask and (has_clicks or has_box):
+        raise ValueError("a mask prompt cannot be combined with points or a box in the same prompt")
+    out = {"frame": frame, "obj_id": obj_id, "points": None, "labels": None, "box": None, "mask": None}
+    if has_clicks:
+        if prompt.get("points") is None:
+            raise ValueError("labels were given without points; pass points=[[x, y], ...] with one label per point")
+        out["points"], out["labels"] = normalize_points(prompt["points"], prompt.get("labels"), image_size)
+    if has_box:
+        out["box"] = normalize_box(prompt["box"], image_size)
+    if has_mask:
+        out["mask"] = normalize_binary_mask(prompt["mask"], image_size)
+    return out

@@ -194,3 +194,40 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 10) -> P
 def synthetic_video(path: str | os.PathLike, num_frames: int = 8, height: int = 96, width: int = 128, fps: int = 10) -> Path:
     """Write :func:`synthetic_frames` to ``path`` as an mp4 and return the path."""
     return write_video(path, synthetic_frames(num_frames, height, width), fps=fps)
+
+
+def save_tiny_video_model(
+    directory: str | os.PathLike,
+    kind: str = "video",
+    num_maskmem: int = 7,
+    max_object_pointers: int = 16,
+    visible_bias: float = 0.0,
+    seed: int = 0,
+) -> Path:
+    """Save a tiny video model (``"video"`` or ``"edgetam-video"``) with chosen memory windows.
+
+    Args:
+        num_maskmem: frames of mask memory the model attends to (``config.num_maskmem``).
+        max_object_pointers: object pointers it attends to (``config.max_object_pointers_in_encoder``).
+        visible_bias: added to the bias of the object-score head; a positive value makes the random model
+            report objects as visible, so its masks are not blanked out.
+        seed: torch seed of the random initialisation.
+
+    Short windows let a few-frame video exercise what happens to memories that fall out of them.
+    """
+    import torch
+
+    if kind not in ("video", "edgetam-video"):
+        raise ValueError(f"kind must be 'video' or 'edgetam-video', got {kind!r}")
+    model, processor = build_tiny_model(kind, seed=seed)
+    config = model.config
+    config.num_maskmem = num_maskmem
+    config.max_object_pointers_in_encoder = max_object_pointers
+    torch.manual_seed(seed)
+    model = type(model)(config).eval()
+    with torch.no_grad():
+        model.mask_decoder.pred_obj_score_head.proj_out.bias.add_(visible_bias)
+    directory = Path(directory)
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
