@@ -189,7 +189,7 @@ def _version() -> str:
     return f"sam2-pipelines {__version__}"
 
 
-def load_pipeline(task: str, model: str, device=None, dtype: str = "float32"):
+def load_pipeline(task: str, model: str, device=None, dtype: str = "float32", progress: bool = True):
     """``transformers.pipeline(task, model=...)`` with a one-paragraph :class:`CommandError` when the model is unreachable."""
     import torch
 
@@ -197,6 +197,10 @@ def load_pipeline(task: str, model: str, device=None, dtype: str = "float32"):
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not progress:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     is_local = os.path.exists(model)
     try:
         return pipeline(task, model=model, device=device, dtype=getattr(torch, dtype))
@@ -245,7 +249,7 @@ def generate_masks(args) -> int:
             Image.open(path).close()
         except OSError as error:
             raise CommandError(f"{path} is not an image PIL can read: {error}") from error
-    generator = load_pipeline("mask-generation", args.model, args.device, args.dtype)
+    generator = load_pipeline("mask-generation", args.model, args.device, args.dtype, args.progress)
     args.out.mkdir(parents=True, exist_ok=True)
     options = dict(
         points_per_side=args.points_per_side,
@@ -288,7 +292,7 @@ def track(args) -> int:
         raise UsageError("track needs at least one --point or --box prompt")
     if not os.path.exists(args.video):
         raise CommandError(f"video not found: {args.video}")
-    tracker = load_pipeline("video-object-tracking", args.model, args.device, args.dtype)
+    tracker = load_pipeline("video-object-tracking", args.model, args.device, args.dtype, args.progress)
     video = video_io.open_video(args.video)
     results = tracker(
         video,

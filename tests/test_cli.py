@@ -1,0 +1,187 @@
+"""The ``sam2-pipelines`` command: argument parsing and errors, and real runs on the tiny checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam2_pipelines import cli, testing
+from sam2_pipelines.masks import decode_rle
+from sam2_pipelines.video_io import open_video
+from sam2_pipelines.visualize import overlay_records
+
+ROOT = Path(__file__).resolve().parents[1]
+AMG = ["--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0"]
+
+
+def run_cli(*args, env=None):
+    """Run ``python -m sam2_pipelines.cli`` in a subprocess (the console script's code path)."""
+    environment = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "sam2_pipelines.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=600)
+
+
+def test_console_script_points_at_main():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["sam2-pipelines"] == "sam2_pipelines.cli:main"
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("generate-masks", "track", "convert"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["track", "v.mp4", "--point", "1,2,5", "--out", "o"], "label must be 1 (positive) or 0 (negative)"),
+        (["track", "v.mp4", "--point", "1", "--out", "o"], "--point must be X,Y or X,Y,LABEL"),
+        (["track", "v.mp4", "--box", "10,10,5,20", "--out", "o"], "X1 >= X0"),
+        (["track", "v.mp4", "--box", "a,b,c,d", "--out", "o"], "--box must be X0,Y0,X1,Y1"),
+        (["track", "v.mp4", "--frame", "-1", "--point", "1,2", "--out", "o"], "non-negative integer"),
+        (["track", "v.mp4", "--point", "1,2"], "--out"),
+        (["generate-masks", "a.png", "--out", "o", "--pred-iou-thresh", "2"], "between 0 and 1"),
+        (["generate-masks", "a.png", "--out", "o", "--dtype", "float64"], "invalid choice"),
+        (["generate-masks", "--out", "o"], "IMAGE"),
+        (["segment", "a.png"], "invalid choice"),
+        ([], "COMMAND"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_track_without_prompts_is_a_usage_error(video_path, capsys):
+    assert cli.main(["track", video_path, "--out", "unused"]) == 2
+    assert "at least one --point or --box" in capsys.readouterr().err
+
+
+def test_two_boxes_for_one_object_is_a_usage_error(video_path, capsys):
+    assert cli.main(["track", video_path, "--box", "1,1,5,5", "--box", "2,2,6,6", "--out", "unused"]) == 2
+    assert "two --box prompts" in capsys.readouterr().err
+
+
+def test_prompts_follow_frame_and_obj_in_order():
+    args = cli.build_parser().parse_args(
+        ["track", "v.mp4", "--out", "o", "--point", "10,20", "--point", "30,40,0", "--obj", "2", "--box", "1,2,3,4",
+         "--frame", "5", "--obj", "1", "--point", "7,8", "--obj", "2", "--point", "9,9"]
+    )
+    assert cli.prompts_from_tokens(args.prompt_tokens) == [
+        {"frame": 0, "obj_id": 1, "points": [[10.0, 20.0], [30.0, 40.0]], "labels": [1, 0]},
+        {"frame": 0, "obj_id": 2, "box": [1.0, 2.0, 3.0, 4.0]},
+        {"frame": 5, "obj_id": 1, "points": [[7.0, 8.0]], "labels": [1]},
+        {"frame": 5, "obj_id": 2, "points": [[9.0, 9.0]], "labels": [1]},
+    ]
+
+
+def test_missing_files_are_reported(tmp_path, capsys):
+    assert cli.main(["generate-masks", str(tmp_path / "nope.png"), "--out", str(tmp_path)]) == 1
+    assert "image not found" in capsys.readouterr().err
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    assert cli.main(["generate-masks", str(text), "--out", str(tmp_path)]) == 1
+    assert "is not an image" in capsys.readouterr().err
+    assert cli.main(["track", str(tmp_path / "nope.mp4"), "--point", "1,1", "--out", str(tmp_path)]) == 1
+    assert "video not found" in capsys.readouterr().err
+    assert cli.main(["convert", str(tmp_path / "nope.pt"), str(tmp_path / "out")]) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_unreachable_model_fails_with_one_paragraph(tmp_path):
+    image = tmp_path / "image.png"
+    Image.fromarray(testing.synthetic_image()).save(image)
+    result = run_cli("generate-masks", image, "--out", tmp_path / "out", "--model", "sam2-pipelines-tests/no-such-model",
+                     env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip()
+    assert "\n" not in message  # one paragraph
+    assert "--model" in message and "save_pretrained" in message and ".pt" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_generate_masks_writes_coco_rle_and_overlay(tiny_image_model_dir, mask_generator, tmp_path, capsys):
+    images = [testing.synthetic_image(seed=0), testing.synthetic_image(96, 128, seed=1)]
+    paths = []
+    for index, array in enumerate(images):
+        paths.append(tmp_path / f"image{index}.png")
+        Image.fromarray(array).save(paths[-1])
+    out = tmp_path / "out"
+    status = cli.main(["generate-masks", *map(str, paths), "--out", str(out), "--model", tiny_image_model_dir, "--device", "cpu", "--no-progress", *AMG])
+    assert status == 0
+    assert "image0.png" in capsys.readouterr().out
+    for path, array in zip(paths, images):
+        document = json.loads((out / f"{path.stem}.json").read_text())
+        assert document["image"] == {"file_name": path.name, "height": array.shape[0], "width": array.shape[1]}
+        expected = mask_generator(Image.fromarray(array), points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, output_mode="coco_rle")["records"]
+        annotations = document["annotations"]
+        assert len(annotations) == len(expected)
+        for annotation, record in zip(annotations, expected):
+            mask = decode_rle(annotation["segmentation"])
+            assert mask.shape == array.shape[:2]
+            assert np.array_equal(mask, decode_rle(record["segmentation"]))
+            assert annotation["area"] == int(mask.sum())
+            assert annotation["bbox"] == pytest.approx(list(record["bbox"]))
+            assert annotation["predicted_iou"] == pytest.approx(float(record["predicted_iou"]), abs=1e-5)
+        overlay = np.asarray(Image.open(out / f"{path.stem}_overlay.png"))
+        assert np.array_equal(overlay, overlay_records(array, expected))
+
+
+def test_track_writes_palette_pngs_overlay_and_json(tiny_video_model_dir, tracker, video_path, tmp_path):
+    out = tmp_path / "out"
+    prompts = ["--frame", "0", "--obj", "1", "--point", "16,48", "--obj", "2", "--box", "60,30,90,60"]
+    assert cli.main(["track", video_path, *prompts, "--out", str(out), "--model", tiny_video_model_dir, "--device", "cpu", "--no-progress"]) == 0
+    expected = tracker(video_path, prompts=[
+        {"frame": 0, "obj_id": 1, "points": [[16.0, 48.0]], "labels": [1]},
+        {"frame": 0, "obj_id": 2, "box": [60.0, 30.0, 90.0, 60.0]},
+    ])
+    document = json.loads((out / "tracks.json").read_text())
+    assert [f["frame_idx"] for f in document["frames"]] == [int(r["frame_idx"]) for r in expected] == list(range(8))
+    pngs = sorted((out / "masks").glob("*.png"))
+    assert [p.name for p in pngs] == [f"{i:05d}.png" for i in range(8)]
+    for frame, reference, png in zip(document["frames"], expected, pngs):
+        assert frame["object_ids"] == [int(i) for i in reference["object_ids"]] == [1, 2]
+        for rle, mask in zip(frame["masks"], np.asarray(reference["masks"])):
+            assert np.array_equal(decode_rle(rle), mask.reshape(mask.shape[-2:]))
+        labels = np.asarray(Image.open(png))
+        assert Image.open(png).mode == "P" and labels.shape == (96, 128)
+        assert set(np.unique(labels)) <= {0, 1, 2}
+        for obj_id, rle in zip(frame["object_ids"], frame["masks"]):
+            assert np.all(decode_rle(rle)[labels == obj_id])  # each labelled pixel belongs to that object's mask
+    overlay = open_video(str(out / "overlay.mp4"))
+    assert len(overlay) == 8 and (overlay.height, overlay.width) == (96, 128)
+
+
+@pytest.mark.slow
+def test_convert_meta_checkpoint(tmp_path):
+    import torch
+    from sam2.build_sam import build_sam2
+    from transformers import pipeline
+
+    from sam2_pipelines import load_checkpoint
+
+    torch.manual_seed(0)
+    meta = build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu")
+    checkpoint = tmp_path / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": meta.state_dict()}, checkpoint)
+    del meta
+    out = tmp_path / "converted"
+    result = run_cli("convert", checkpoint, out)
+    assert result.returncode == 0, result.stderr
+    tracker = pipeline("video-object-tracking", model=str(out))
+    reference, _ = load_checkpoint(checkpoint, kind="video")
+    converted = tracker.model.state_dict()
+    assert converted.keys() == reference.state_dict().keys()
+    for key, value in reference.state_dict().items():
+        assert torch.equal(converted[key], value), key
+    bad = run_cli("convert", checkpoint, tmp_path / "bad", "--size", "large")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr and "large" in bad.stderr
