@@ -1,0 +1,108 @@
+"""Dataset runs: both pipelines over a ``datasets.Dataset``, and sharding across 2 real CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+from PIL import Image
+from transformers.pipelines.pt_utils import KeyDataset
+
+from sam2_pipelines import testing
+from sam2_pipelines.masks import decode_rle
+from sam2_pipelines.sharding import gather_results, map_sharded, run_pipeline_sharded, shard_dataset, shard_indices
+
+ROOT = Path(__file__).resolve().parents[1]
+AMG = dict(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, output_mode="coco_rle")
+
+
+def image_dataset(count: int = 5) -> datasets.Dataset:
+    images = [Image.fromarray(testing.synthetic_image(96, 128, seed=seed)) for seed in range(count)]
+    return datasets.Dataset.from_dict({"image": images, "index": list(range(count))}, features=datasets.Features({"image": datasets.Image(), "index": datasets.Value("int32")}))
+
+
+def video_dataset(directory: Path) -> datasets.Dataset:
+    rows = {"video": [], "prompts": []}
+    for seed, (x, y) in enumerate([(16, 48), (40, 50)]):
+        path = testing.write_video(directory / f"clip{seed}.mp4", testing.synthetic_frames(4, 64, 96, seed=seed))
+        rows["video"].append(str(path))
+        rows["prompts"].append(json.dumps([{"frame": 0, "obj_id": 1, "points": [[x, y]], "labels": [1]}]))
+    return datasets.Dataset.from_dict(rows)
+
+
+def _masks(records):
+    return [decode_rle(r["segmentation"]) for r in records]
+
+
+def test_single_process_shard_is_everything():
+    dataset = image_dataset(3)
+    assert shard_indices(3) == [0, 1, 2]
+    assert shard_dataset(dataset)["index"] == [0, 1, 2]
+    assert gather_results(iter([1, 2])) == [1, 2]
+    assert map_sharded(dataset, lambda row: row["index"] * 10) == [0, 10, 20]
+    with pytest.raises(ValueError, match="num_rows"):
+        shard_indices(-1)
+
+
+def test_mask_generation_over_a_dataset_with_batch_size(mask_generator):
+    dataset = image_dataset(3)
+    batched = list(mask_generator(KeyDataset(dataset, "image"), batch_size=2, **AMG))
+    assert len(batched) == 3
+    for row, output in zip(dataset, batched):
+        single = mask_generator(row["image"], **AMG)
+        assert len(output["records"]) == len(single["records"])
+        for a, b in zip(_masks(output["records"]), _masks(single["records"])):
+            assert np.array_equal(a, b)
+    sharded = run_pipeline_sharded(mask_generator, dataset, column="image", batch_size=2, **AMG)
+    assert [len(o["records"]) for o in sharded] == [len(o["records"]) for o in batched]
+    with pytest.raises(ValueError, match="column 'pixels' is not in the dataset"):
+        run_pipeline_sharded(mask_generator, dataset, column="pixels")
+
+
+def test_tracking_over_a_dataset_of_videos(tracker, tmp_path):
+    dataset = video_dataset(tmp_path).select([1])
+    outputs = map_sharded(dataset, lambda row: tracker(row["video"], prompts=json.loads(row["prompts"])))
+    assert len(outputs) == 1
+    for row, results in zip(dataset, outputs):
+        direct = tracker(row["video"], prompts=json.loads(row["prompts"]))
+        assert [r["frame_idx"] for r in results] == [r["frame_idx"] for r in direct] == [0, 1, 2, 3]
+        for a, b in zip(results, direct):
+            assert np.array_equal(a["masks"], b["masks"])
+
+
+@pytest.mark.slow
+def test_sharding_across_two_processes(tiny_image_model_dir, tiny_video_model_dir, mask_generator, tracker, tmp_path):
+    images = image_dataset(5)
+    videos = video_dataset(tmp_path)
+    images.save_to_disk(str(tmp_path / "data" / "images"))
+    videos.save_to_disk(str(tmp_path / "data" / "videos"))
+    out = tmp_path / "gathered.json"
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(ROOT / "tests" / "scripts" / "sharded_run.py"), tiny_image_model_dir, tiny_video_model_dir, str(tmp_path / "data"), str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    gathered = json.loads(out.read_text())
+
+    assert gathered["num_processes"] == 2
+    assert gathered["ranks"] == [0, 0, 0, 1, 1]  # contiguous shards, gathered in dataset order
+    assert len(gathered["records"]) == len(images)
+    for row, records in zip(images, gathered["records"]):
+        expected = mask_generator(row["image"], **AMG)["records"]
+        assert [r["area"] for r in records] == [int(r["area"]) for r in expected]
+        for a, b in zip(_masks(records), _masks(expected)):
+            assert np.array_equal(a, b)
+    assert [t["rank"] for t in gathered["tracks"]] == [0, 1]
+    for row, track in zip(videos, gathered["tracks"]):
+        direct = tracker(row["video"], prompts=json.loads(row["prompts"]))
+        assert [f[0] for f in track["frames"]] == [int(r["frame_idx"]) for r in direct]
+        for (frame_idx, object_ids, rles), reference in zip(track["frames"], direct):
+            assert object_ids == [int(i) for i in reference["object_ids"]]
+            for rle, mask in zip(rles, np.asarray(reference["masks"])):
+                assert np.array_equal(decode_rle(rle), mask.reshape(mask.shape[-2:]))
