@@ -150,7 +150,7 @@ def load_rgb(image) -> np.ndarray:
         image = load_image(image)
     except (TypeError, ValueError) as error:
         raise ValueError(f"could not read the image ({error}); accepted: a path, a URL, a PIL image or a uint8 array") from None
-    array = np.asarray(image.convert("RGB"))
+    array = np.array(image.convert("RGB"))
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"the image is empty (size {array.shape[:2]})")
     return array

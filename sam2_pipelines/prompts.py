@@ -186,6 +186,12 @@ def normalize_image_prompts(points=None, labels=None, boxes=None, image_size=Non
                 f"points and labels must have the same number of objects: got {len(object_points)} point lists "
                 f"and {len(object_labels)} label lists (layout: points (objects, points, 2), labels (objects, points))"
             )
+        for p in object_points:
+            if np.ndim(p) != 2:
+                raise ValueError(
+                    "points of one image must have shape (objects, points_per_object, 2), e.g. [[[x, y]]] for one click "
+                    f"on one object; got an object entry {p!r}"
+                )
         pairs = [normalize_points(p, l, image_size, allowed_labels) for p, l in zip(object_points, object_labels)]
         out["points"] = [p for p, _ in pairs]
         out["labels"] = [l for _, l in pairs]
