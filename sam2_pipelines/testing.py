@@ -203,6 +203,7 @@ def save_tiny_video_model(
     max_object_pointers: int = 16,
     visible_bias: float = 0.0,
     seed: int = 0,
+    size: int = TINY_IMAGE_SIZE,
 ) -> Path:
     """Save a tiny video model (``"video"`` or ``"edgetam-video"``) with chosen memory windows.
 
@@ -212,6 +213,7 @@ def save_tiny_video_model(
         visible_bias: added to the bias of the object-score head; a positive value makes the random model
             report objects as visible, so its masks are not blanked out.
         seed: torch seed of the random initialisation.
+        size: square input size of the model (multiple of 32; smaller is faster).
 
     Short windows let a few-frame video exercise what happens to memories that fall out of them.
     """
@@ -219,7 +221,7 @@ def save_tiny_video_model(
 
     if kind not in ("video", "edgetam-video"):
         raise ValueError(f"kind must be 'video' or 'edgetam-video', got {kind!r}")
-    model, processor = build_tiny_model(kind, seed=seed)
+    model, processor = build_tiny_model(kind, size=size, seed=seed)
     config = model.config
     config.num_maskmem = num_maskmem
     config.max_object_pointers_in_encoder = max_object_pointers

@@ -52,11 +52,11 @@ def to_rgb_frame(frame, where: str = "frame") -> np.ndarray:
             raise ValueError(f"{where}: image file {str(path)!r} does not exist")
         try:
             with Image.open(path) as image:
-                return np.asarray(image.convert("RGB"))
+                return np.array(image.convert("RGB"))
         except OSError as error:
             raise ValueError(f"{where}: could not read image file {str(path)!r}: {error}") from None
     if hasattr(frame, "convert") and hasattr(frame, "size") and not isinstance(frame, np.ndarray):  # PIL image
-        return np.asarray(frame.convert("RGB"))
+        return np.array(frame.convert("RGB"))
     if hasattr(frame, "detach"):  # torch tensor
         frame = frame.detach().cpu().numpy()
     if not isinstance(frame, np.ndarray):
