@@ -327,3 +327,19 @@ def test_edgetam(tiny_edgetam_model_dir, image):
         _check_record(record, *image.shape[:2])
     prompted = generator(image, points=[[[50, 40]], [[100, 90]]], labels=[[1], [1]], multimask_output=False)
     assert prompted["masks"].shape == (2, 1, 120, 160)
+
+
+@pytest.mark.slow
+def test_benchmark_script_quick_smoke():
+    """benchmarks/amg_benchmark.py --quick runs both pipelines and prints its ratios."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "amg_benchmark.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick", "--threads", "1", "--timeout", "600"], capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "speed-up (built-in time / our time)" in done.stdout
+    assert "ours     peak RSS" in done.stdout
