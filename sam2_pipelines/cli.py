@@ -158,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--box-nms-thresh", type=_unit_float, default=0.7, help="NMS IoU threshold between masks (default: 0.7)")
     gen.add_argument("--crop-n-layers", type=_non_negative_int, default=0, help="layers of image crops (default: 0)")
     gen.add_argument("--min-mask-region-area", type=_non_negative_int, default=0, help="remove holes/islands smaller than this (default: 0)")
+    gen.add_argument("--stability-score-offset", type=float, default=1.0, help="logit offset of the stability score (default: 1.0)")
+    gen.add_argument("--mask-threshold", type=float, default=0.0, help="logit threshold of the masks (default: 0.0)")
+    gen.add_argument("--crop-nms-thresh", type=_unit_float, default=0.7, help="NMS IoU threshold across crops (default: 0.7)")
+    gen.add_argument("--crop-overlap-ratio", type=_unit_float, default=512 / 1500, help="overlap of neighbouring crops (default: 512/1500)")
+    gen.add_argument("--crop-n-points-downscale-factor", type=_positive_int, default=1, help="grid downscale per crop layer (default: 1)")
+    gen.add_argument("--use-m2m", action="store_true", help="refine each mask with its own low-resolution mask (Meta's m2m)")
 
     track = commands.add_parser("track", parents=[common], help="track prompted objects through a video (palette PNGs + overlay mp4 + JSON)",
                                 description="Video object tracking. --frame and --obj set the frame and object that the following "
@@ -259,6 +265,12 @@ def generate_masks(args) -> int:
         box_nms_thresh=args.box_nms_thresh,
         crop_n_layers=args.crop_n_layers,
         min_mask_region_area=args.min_mask_region_area,
+        stability_score_offset=args.stability_score_offset,
+        mask_threshold=args.mask_threshold,
+        crop_nms_thresh=args.crop_nms_thresh,
+        crop_overlap_ratio=args.crop_overlap_ratio,
+        crop_n_points_downscale_factor=args.crop_n_points_downscale_factor,
+        use_m2m=args.use_m2m,
         output_mode="coco_rle",
     )
     for path in _tqdm(paths, args.progress and len(paths) > 1, desc="images", unit="image"):
