@@ -1,0 +1,1 @@
+"""Reference-parity tests against Meta's sam2 package (marker ``parity``)."""
