@@ -87,6 +87,16 @@ def pipeline(task: str | None = None, model=None, **kwargs):
             raise ValueError("config= cannot be combined with a Meta .pt checkpoint: the config is derived from its weights")
         kwargs.pop("config", None)
         model, processor = load_checkpoint(model, kind=kind)
+        dtype = kwargs.get("dtype", "auto")
+        if isinstance(dtype, str) and dtype != "auto":
+            import torch
+
+            if not isinstance(getattr(torch, dtype, None), torch.dtype):
+                raise ValueError(f"unknown dtype {dtype!r}; accepted: 'auto', a torch.dtype or its name such as 'float16'")
+            dtype = getattr(torch, dtype)
+        if dtype not in ("auto", None):
+            # transformers.pipeline applies dtype= only to models it loads itself
+            model = model.to(dtype)
         if kwargs.get("processor") is None:
             kwargs["processor"] = processor
     return transformers.pipeline(task, model=model, **kwargs)

@@ -224,6 +224,8 @@ def test_pipeline_accepts_a_meta_checkpoint(tiny_checkpoint):
     tracker = sam2_pipelines.pipeline("video-object-tracking", model=tiny_checkpoint)
     assert type(tracker).__name__ == "VideoObjectTrackingPipeline"
     assert type(tracker.model).__name__ == "Sam2VideoModel"
+    half = sam2_pipelines.pipeline("mask-generation", model=str(tiny_checkpoint), dtype="bfloat16")
+    assert half.model.dtype == torch.bfloat16
     with pytest.raises(ValueError, match="can be loaded for the tasks"):
         sam2_pipelines.pipeline("image-classification", model=str(tiny_checkpoint))
     with pytest.raises(ValueError, match="config= cannot be combined"):
