@@ -183,6 +183,9 @@ class MaskGenerationPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
+    #: Most objects (grid points) given to the mask decoder in one pass; bounds its memory, not the results.
+    decoder_chunk = 16
+
     def __new__(cls, *args, **kwargs):
         model = kwargs.get("model", args[0] if args else None)
         if cls is MaskGenerationPipeline and model is not None and not is_image_model(model):
@@ -308,7 +311,13 @@ class MaskGenerationPipeline(Pipeline):
     def _pixel_values(self, crops: list[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """Model-ready pixels of image crops, and the size each crop is resized to inside the model input."""
         image_processor = getattr(self.processor, "image_processor", None) or self.image_processor
-        encoded = image_processor(images=crops, return_tensors="pt")
+        if self._keeps_aspect:
+            encoded = image_processor(images=crops, return_tensors="pt")
+        else:
+            # As Meta's SAM2Transforms: scale to [0, 1] first, then resize the float image (resizing uint8
+            # pixels rounds them and changes masks near their edges).
+            floats = [crop.astype(np.float32) / 255.0 for crop in crops]
+            encoded = image_processor(images=floats, do_rescale=False, return_tensors="pt")
         if "reshaped_input_sizes" in encoded:
             resized = [tuple(int(v) for v in size) for size in encoded["reshaped_input_sizes"]]
         else:
@@ -365,7 +374,25 @@ class MaskGenerationPipeline(Pipeline):
 
         ``points`` ``(n, P, 2)`` / ``labels`` ``(n, P)`` / ``boxes`` ``(n, 4)`` in model coordinates, ``masks``
         ``(n, h, w)`` low-resolution logits. Returns ``(logits (n, k, h, w) float32, iou (n, k) float32)``.
+
+        Objects are decoded at most :attr:`decoder_chunk` at a time: the decoder repeats the image features
+        for every object (about 40 MB per object at 1024x1024 input), and objects never interact.
         """
+        n = next(len(v) for v in (points, boxes, masks) if v is not None)
+        if n > self.decoder_chunk:
+            parts = [
+                self._decode_objects(
+                    embedding,
+                    *(None if v is None else v[part] for v in (points, labels, boxes, masks)),
+                    multimask_output,
+                )
+                for part in amg.batch_ranges(n, self.decoder_chunk)
+            ]
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return self._decode_objects(embedding, points, labels, boxes, masks, multimask_output)
+
+    def _decode_objects(self, embedding: dict, points, labels, boxes, masks, multimask_output):
+        """One decoder pass over all the given objects (see :meth:`_decode`)."""
         dtype = self.model.dtype
         if masks is None:
             # all objects share the image: (1 image, n objects)
