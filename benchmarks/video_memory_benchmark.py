@@ -101,6 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--height", type=int, default=64, help="frame height (even, default 64)")
     parser.add_argument("--width", type=int, default=96, help="frame width (even, default 96)")
     parser.add_argument("--model", default=None, help="model id or directory (default: a tiny random Sam2VideoModel)")
+    parser.add_argument("--size", type=int, default=128, help="input size of the default tiny model (multiple of 32, default 128)")
     parser.add_argument("--tolerance", type=float, default=0.15, help="allowed relative growth of the peak RSS (default 0.15)")
     parser.add_argument("--transformers", action="store_true", help="also measure transformers' own video session")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
         if model is None:
             from sam2_pipelines.testing import save_tiny_model
 
-            model = str(save_tiny_model(tmp / "tiny-sam2-video", "video"))
+            model = str(save_tiny_model(tmp / "tiny-sam2-video", "video", size=args.size))
         engines = ["ours"] + (["transformers"] if args.transformers else [])
         status = 0
         for engine in engines:
