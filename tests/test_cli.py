@@ -136,10 +136,13 @@ def test_generate_masks_writes_coco_rle_and_overlay(tiny_image_model_dir, mask_g
         assert np.array_equal(overlay, overlay_records(array, expected))
 
 
-def test_track_writes_palette_pngs_overlay_and_json(tiny_video_model_dir, tracker, video_path, tmp_path):
+def test_track_writes_palette_pngs_overlay_and_json(tiny_tracking_model_dir, video_path, tmp_path):
+    from transformers import pipeline
+
+    tracker = pipeline("video-object-tracking", model=tiny_tracking_model_dir)
     out = tmp_path / "out"
     prompts = ["--frame", "0", "--obj", "1", "--point", "16,48", "--obj", "2", "--box", "60,30,90,60"]
-    assert cli.main(["track", video_path, *prompts, "--out", str(out), "--model", tiny_video_model_dir, "--device", "cpu", "--no-progress"]) == 0
+    assert cli.main(["track", video_path, *prompts, "--out", str(out), "--model", tiny_tracking_model_dir, "--device", "cpu", "--no-progress"]) == 0
     expected = tracker(video_path, prompts=[
         {"frame": 0, "obj_id": 1, "points": [[16.0, 48.0]], "labels": [1]},
         {"frame": 0, "obj_id": 2, "box": [60.0, 30.0, 90.0, 60.0]},
@@ -157,6 +160,8 @@ def test_track_writes_palette_pngs_overlay_and_json(tiny_video_model_dir, tracke
         assert set(np.unique(labels)) <= {0, 1, 2}
         for obj_id, rle in zip(frame["object_ids"], frame["masks"]):
             assert np.all(decode_rle(rle)[labels == obj_id])  # each labelled pixel belongs to that object's mask
+    assert any(np.asarray(r["masks"]).any() for r in expected)  # the tiny model does track something
+    assert any((np.asarray(Image.open(p)) > 0).any() for p in pngs)
     overlay = open_video(str(out / "overlay.mp4"))
     assert len(overlay) == 8 and (overlay.height, overlay.width) == (96, 128)
 

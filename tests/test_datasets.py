@@ -36,8 +36,24 @@ def video_dataset(directory: Path) -> datasets.Dataset:
     return datasets.Dataset.from_dict(rows)
 
 
+@pytest.fixture(scope="module")
+def tracking_pipeline(tiny_tracking_model_dir):
+    from transformers import pipeline
+
+    return pipeline("video-object-tracking", model=tiny_tracking_model_dir)
+
+
 def _masks(records):
     return [decode_rle(r["segmentation"]) for r in records]
+
+
+def assert_same_masks(actual, expected):
+    """Masks computed in another process (other thread count, other batch) agree up to border pixels."""
+    assert len(actual) == len(expected)
+    for a, b in zip(actual, expected):
+        assert a.shape == b.shape
+        union = np.logical_or(a, b).sum()
+        assert union == 0 or np.logical_and(a, b).sum() / union > 0.98
 
 
 def test_single_process_shard_is_everything():
@@ -56,16 +72,15 @@ def test_mask_generation_over_a_dataset_with_batch_size(mask_generator):
     assert len(batched) == 3
     for row, output in zip(dataset, batched):
         single = mask_generator(row["image"], **AMG)
-        assert len(output["records"]) == len(single["records"])
-        for a, b in zip(_masks(output["records"]), _masks(single["records"])):
-            assert np.array_equal(a, b)
+        assert_same_masks(_masks(output["records"]), _masks(single["records"]))
     sharded = run_pipeline_sharded(mask_generator, dataset, column="image", batch_size=2, **AMG)
     assert [len(o["records"]) for o in sharded] == [len(o["records"]) for o in batched]
     with pytest.raises(ValueError, match="column 'pixels' is not in the dataset"):
         run_pipeline_sharded(mask_generator, dataset, column="pixels")
 
 
-def test_tracking_over_a_dataset_of_videos(tracker, tmp_path):
+def test_tracking_over_a_dataset_of_videos(tracking_pipeline, tmp_path):
+    tracker = tracking_pipeline
     dataset = video_dataset(tmp_path).select([1])
     outputs = map_sharded(dataset, lambda row: tracker(row["video"], prompts=json.loads(row["prompts"])))
     assert len(outputs) == 1
@@ -74,10 +89,12 @@ def test_tracking_over_a_dataset_of_videos(tracker, tmp_path):
         assert [r["frame_idx"] for r in results] == [r["frame_idx"] for r in direct] == [0, 1, 2, 3]
         for a, b in zip(results, direct):
             assert np.array_equal(a["masks"], b["masks"])
+        assert any(np.asarray(r["masks"]).any() for r in results)
 
 
 @pytest.mark.slow
-def test_sharding_across_two_processes(tiny_image_model_dir, tiny_video_model_dir, mask_generator, tracker, tmp_path):
+def test_sharding_across_two_processes(tiny_image_model_dir, tiny_tracking_model_dir, mask_generator, tracking_pipeline, tmp_path):
+    tracker = tracking_pipeline
     images = image_dataset(5)
     videos = video_dataset(tmp_path)
     images.save_to_disk(str(tmp_path / "data" / "images"))
@@ -85,7 +102,7 @@ def test_sharding_across_two_processes(tiny_image_model_dir, tiny_video_model_di
     out = tmp_path / "gathered.json"
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(ROOT / "tests" / "scripts" / "sharded_run.py"), tiny_image_model_dir, tiny_video_model_dir, str(tmp_path / "data"), str(out)]
+               str(ROOT / "tests" / "scripts" / "sharded_run.py"), tiny_image_model_dir, tiny_tracking_model_dir, str(tmp_path / "data"), str(out)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     gathered = json.loads(out.read_text())
@@ -95,14 +112,11 @@ def test_sharding_across_two_processes(tiny_image_model_dir, tiny_video_model_di
     assert len(gathered["records"]) == len(images)
     for row, records in zip(images, gathered["records"]):
         expected = mask_generator(row["image"], **AMG)["records"]
-        assert [r["area"] for r in records] == [int(r["area"]) for r in expected]
-        for a, b in zip(_masks(records), _masks(expected)):
-            assert np.array_equal(a, b)
+        assert_same_masks(_masks(records), _masks(expected))
     assert [t["rank"] for t in gathered["tracks"]] == [0, 1]
     for row, track in zip(videos, gathered["tracks"]):
         direct = tracker(row["video"], prompts=json.loads(row["prompts"]))
         assert [f[0] for f in track["frames"]] == [int(r["frame_idx"]) for r in direct]
         for (frame_idx, object_ids, rles), reference in zip(track["frames"], direct):
             assert object_ids == [int(i) for i in reference["object_ids"]]
-            for rle, mask in zip(rles, np.asarray(reference["masks"])):
-                assert np.array_equal(decode_rle(rle), mask.reshape(mask.shape[-2:]))
+            assert_same_masks([decode_rle(rle) for rle in rles], [m.reshape(m.shape[-2:]) for m in np.asarray(reference["masks"])])

