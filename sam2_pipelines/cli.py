@@ -210,11 +210,13 @@ def load_pipeline(task: str, model: str, device=None, dtype: str = "float32", pr
     is_local = os.path.exists(model)
     try:
         return pipeline(task, model=model, device=device, dtype=getattr(torch, dtype))
-    except (OSError, ValueError) as error:
+    except OSError as error:
         # A local path that exists but is broken is the user's file: say what is wrong with it.
         if is_local:
             raise CommandError(f"could not load {model!r} for {task}: {error}") from error
         raise CommandError(model_not_found_message(model, error)) from error
+    except ValueError as error:  # e.g. a model of another family, or a checkpoint that does not convert
+        raise CommandError(f"could not load {model!r} for {task}: {error}") from error
 
 
 def _tqdm(iterable, enabled: bool, **kwargs):

@@ -96,6 +96,15 @@ def test_missing_files_are_reported(tmp_path, capsys):
     assert "checkpoint not found" in capsys.readouterr().err
 
 
+def test_a_directory_that_is_not_a_model_is_reported(tmp_path, capsys):
+    image = tmp_path / "image.png"
+    Image.fromarray(testing.synthetic_image()).save(image)
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["generate-masks", str(image), "--out", str(tmp_path / "out"), "--model", str(tmp_path / "empty"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"could not load {str(tmp_path / 'empty')!r} for mask-generation" in err and "Traceback" not in err
+
+
 def test_unreachable_model_fails_with_one_paragraph(tmp_path):
     image = tmp_path / "image.png"
     Image.fromarray(testing.synthetic_image()).save(image)
