@@ -208,7 +208,15 @@ class MaskGenerationPipeline(Pipeline):
         """
         prompts = {key: kwargs.pop(key) for key in PROMPT_KEYS if key in kwargs}
         prompts = {key: value for key, value in prompts.items() if value is not None}
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
         if prompts:
+            extra = sorted(set(kwargs) - set(PROMPTED_OPTIONS) - {"batch_size", "num_workers"})
+            if extra and not set(extra) - set(AMG_DEFAULTS):
+                raise ValueError(
+                    f"option(s) {', '.join(extra)} apply to automatic mask generation only; with prompts the accepted "
+                    f"options are {', '.join(PROMPTED_OPTIONS)}"
+                )
             if isinstance(inputs, (list, tuple)):
                 per_image = {key: split_per_image(value, len(inputs), key) for key, value in prompts.items()}
                 inputs = [
@@ -269,12 +277,7 @@ class MaskGenerationPipeline(Pipeline):
         image = load_rgb(image)
         height, width = image.shape[:2]
         if any(value is not None for value in prompts.values()):
-            extra = sorted(set(options) - set(PROMPTED_OPTIONS))
-            if extra:
-                raise ValueError(
-                    f"option(s) {', '.join(extra)} apply to automatic mask generation only; with prompts the accepted "
-                    f"options are {', '.join(PROMPTED_OPTIONS)}"
-                )
+            # automatic-mode options (e.g. set when the pipeline was created) do not apply to prompted images
             if prompts["points"] is None and prompts["boxes"] is None and prompts["labels"] is None:
                 normalized = {"points": None, "labels": None, "boxes": None, "num_objects": None}
             else:
