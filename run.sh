@@ -25,6 +25,12 @@ fi
 
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
+# The browser test of the demo drives Debian's chromium (headless, through Playwright).
+if [ "$cmd" = test ] && ! command -v chromium >/dev/null 2>&1; then
+    echo "[run.sh] installing Debian's chromium for the demo's browser test" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 case "$cmd" in
     example) exec "$VENV/bin/python" -m sam2_pipelines.example "$@" ;;
     test) exec "$VENV/bin/python" -m pytest -m "" "$@" ;;

@@ -31,6 +31,16 @@ def tiny_video_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_tracking_model_dir(tmp_path_factory):
+    """A tiny ``Sam2VideoModel`` (seed 1) whose random weights give non-empty masks on the synthetic clip.
+
+    With seed 0 every object score stays just below 0.5, so the tracked masks are all empty; tests that
+    check what a tracked mask looks like (overlays, palette PNGs, the demo) use this checkpoint instead.
+    """
+    return str(testing.save_tiny_model(tmp_path_factory.mktemp("tiny-sam2-video-seed1"), "video", seed=1))
+
+
+@pytest.fixture(scope="session")
 def tiny_edgetam_model_dir(tmp_path_factory):
     """Directory holding a tiny ``EdgeTamModel`` + ``Sam2Processor``."""
     return str(testing.save_tiny_model(tmp_path_factory.mktemp("tiny-edgetam"), "edgetam"))
