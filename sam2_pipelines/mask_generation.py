@@ -15,6 +15,7 @@ at the original resolution. The array logic lives in :mod:`sam2_pipelines.amg`,
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import numbers
 
 import numpy as np
@@ -154,6 +155,55 @@ def load_rgb(image) -> np.ndarray:
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"the image is empty (size {array.shape[:2]})")
     return array
+
+
+#: Projections of the mask decoder's first two-way attention layer whose input is the image embedding alone
+#: (the same for every object of an image unless a mask prompt changes it).
+SHARED_INPUT_PROJECTIONS = (
+    "transformer.layers.0.cross_attn_token_to_image.k_proj",
+    "transformer.layers.0.cross_attn_token_to_image.v_proj",
+    "transformer.layers.0.cross_attn_image_to_token.q_proj",
+)
+
+
+@contextlib.contextmanager
+def shared_input_projections(model):
+    """While active, the decoder's first-layer image projections run once when all objects share their input.
+
+    The mask decoder repeats the image embedding for every object (grid point) and, in its first layer,
+    projects these identical copies again and again. Hooks on those projections check that the copies
+    are identical, project one and repeat the result: the same numbers, about a fifth less decoder work.
+    Inputs that differ (e.g. per-object mask prompts) are projected as usual. Nothing of the model is
+    changed: the hooks are removed on exit.
+    """
+    decoder = getattr(model, "mask_decoder", None)
+    handles, pending = [], {}
+
+    def before(module, args):
+        (hidden,) = args
+        if hidden.shape[0] > 1 and torch.equal(hidden, hidden[:1].expand_as(hidden)):
+            pending[id(module)] = hidden.shape[0]
+            return (hidden[:1],)
+        return None
+
+    def after(module, args, output):
+        copies = pending.pop(id(module), None)
+        if copies is None:
+            return None
+        return output.expand(copies, *output.shape[1:]).contiguous()
+
+    for name in SHARED_INPUT_PROJECTIONS:
+        try:
+            module = decoder.get_submodule(name)
+        except AttributeError:
+            continue
+        handles.append(module.register_forward_pre_hook(before))
+        handles.append(module.register_forward_hook(after))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _as_list(items):
@@ -405,7 +455,8 @@ class MaskGenerationPipeline(Pipeline):
                 kwargs["input_labels"] = labels[None].to(self.device)
             if boxes is not None:
                 kwargs["input_boxes"] = boxes[None].to(self.device, dtype)
-            outputs = self.model(**kwargs, multimask_output=multimask_output)
+            with shared_input_projections(self.model):
+                outputs = self.model(**kwargs, multimask_output=multimask_output)
             return outputs.pred_masks[0].float(), outputs.iou_scores[0].float()
         # a dense prompt per object: one "image" per object
         n = len(masks)

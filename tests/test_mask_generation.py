@@ -177,11 +177,12 @@ def test_only_iou_survivors_are_upsampled_and_each_crop_encoded_once(tiny_image_
 
 
 def test_batch_size_list_generator_and_dataset(mask_generator, image):
+    small = dict(points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0)
     other = synthetic_image(seed=3)
-    single = [mask_generator(im, **LOOSE) for im in (image, other)]
-    batched = mask_generator([image, other], batch_size=2, **LOOSE)
-    listed = mask_generator([image, other], **LOOSE)
-    streamed = list(mask_generator((im for im in [image, other]), batch_size=2, **LOOSE))
+    single = [mask_generator(im, **small) for im in (image, other)]
+    batched = mask_generator([image, other], batch_size=2, **small)
+    listed = mask_generator((image, other), **small)
+    streamed = list(mask_generator((im for im in [image, other]), batch_size=2, **small))
     datasets = pytest.importorskip("datasets")
     from transformers.pipelines.pt_utils import KeyDataset
 
@@ -194,7 +195,7 @@ def test_batch_size_list_generator_and_dataset(mask_generator, image):
         def __getitem__(self, i):
             return {"image": np.asarray(dataset[i]["image"], dtype=np.uint8)}
 
-    from_dataset = list(mask_generator(KeyDataset(Images(), "image"), batch_size=2, **LOOSE))
+    from_dataset = list(mask_generator(KeyDataset(Images(), "image"), batch_size=2, **small))
     for results in (batched, listed, streamed, from_dataset):
         assert len(results) == 2
         for got, want in zip(results, single):
@@ -387,3 +388,28 @@ def test_sam1_model(tiny_sam1_model_dir, image):
     automatic = generator(image, **LOOSE)
     for record in automatic["records"]:
         _check_record(record, *image.shape[:2])
+
+
+def test_shared_input_projections_give_the_same_numbers(mask_generator, image):
+    """Projecting the shared first-layer image input once gives exactly the per-object results."""
+    import contextlib
+
+    from sam2_pipelines import mask_generation
+
+    pixel_values, resized = mask_generator._pixel_values([image])
+    with torch.no_grad():
+        embedding = mask_generator._encode(pixel_values)[0]
+        points = torch.rand(5, 1, 2) * 256
+        labels = torch.ones(5, 1, dtype=torch.long)
+        shared = mask_generator._decode(embedding, points, labels)
+        original = mask_generation.shared_input_projections
+        try:
+            mask_generation.shared_input_projections = lambda model: contextlib.nullcontext()
+            plain = mask_generator._decode(embedding, points, labels)
+        finally:
+            mask_generation.shared_input_projections = original
+    torch.testing.assert_close(shared[0], plain[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(shared[1], plain[1], rtol=0, atol=1e-5)
+    # the hooks are gone afterwards
+    layer = mask_generator.model.mask_decoder.transformer.layers[0]
+    assert not layer.cross_attn_token_to_image.k_proj._forward_pre_hooks
