@@ -346,7 +346,7 @@ def test_benchmark_script_quick_smoke():
         [sys.executable, str(script), "--quick", "--threads", "1", "--timeout", "600"], capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "speed-up (built-in time / our time)" in done.stdout
+    assert "speed-up (built-in time / our time)" in done.stdout and "x CPU" in done.stdout
     assert "ours     peak RSS" in done.stdout
 
 
