@@ -18,16 +18,21 @@ import sam2_pipelines  # noqa: F401  (registers the pipelines)
 from sam2_pipelines import testing
 
 
+def _saved(tmp_path_factory, kind: str, **options) -> str:
+    """Save a tiny checkpoint of ``kind`` in a fresh temporary directory and return its path."""
+    return str(testing.save_tiny_model(tmp_path_factory.mktemp(f"tiny-{kind}"), kind, **options))
+
+
 @pytest.fixture(scope="session")
 def tiny_image_model_dir(tmp_path_factory):
     """Directory holding a tiny ``Sam2Model`` + ``Sam2Processor``."""
-    return str(testing.save_tiny_model(tmp_path_factory.mktemp("tiny-sam2"), "image"))
+    return _saved(tmp_path_factory, "image")
 
 
 @pytest.fixture(scope="session")
 def tiny_video_model_dir(tmp_path_factory):
     """Directory holding a tiny ``Sam2VideoModel`` + ``Sam2VideoProcessor``."""
-    return str(testing.save_tiny_model(tmp_path_factory.mktemp("tiny-sam2-video"), "video"))
+    return _saved(tmp_path_factory, "video")
 
 
 @pytest.fixture(scope="session")
@@ -37,19 +42,28 @@ def tiny_tracking_model_dir(tmp_path_factory):
     With seed 0 every object score stays just below 0.5, so the tracked masks are all empty; tests that
     check what a tracked mask looks like (overlays, palette PNGs, the demo) use this checkpoint instead.
     """
-    return str(testing.save_tiny_model(tmp_path_factory.mktemp("tiny-sam2-video-seed1"), "video", seed=1))
+    return _saved(tmp_path_factory, "video", seed=1)
 
 
 @pytest.fixture(scope="session")
 def tiny_edgetam_model_dir(tmp_path_factory):
     """Directory holding a tiny ``EdgeTamModel`` + ``Sam2Processor``."""
-    return str(testing.save_tiny_model(tmp_path_factory.mktemp("tiny-edgetam"), "edgetam"))
+    return _saved(tmp_path_factory, "edgetam")
 
 
 @pytest.fixture(scope="session")
 def tiny_edgetam_video_model_dir(tmp_path_factory):
     """Directory holding a tiny ``EdgeTamVideoModel`` + ``Sam2VideoProcessor``."""
-    return str(testing.save_tiny_model(tmp_path_factory.mktemp("tiny-edgetam-video"), "edgetam-video"))
+    return _saved(tmp_path_factory, "edgetam-video")
+
+
+@pytest.fixture(scope="session")
+def visible_tracker(tmp_path_factory):
+    """Tracker over a 128-pixel tiny ``Sam2VideoModel`` whose objects are reported visible (non-empty masks)."""
+    from transformers import pipeline
+
+    directory = testing.save_tiny_video_model(tmp_path_factory.mktemp("visible-sam2-video"), visible_bias=2.0, size=128)
+    return pipeline("video-object-tracking", model=str(directory))
 
 
 @pytest.fixture(scope="session")

@@ -21,13 +21,6 @@ H, W = 48, 64
 
 
 @pytest.fixture(scope="module")
-def visible_tracker(tmp_path_factory):
-    """Tracker over a tiny Sam2VideoModel whose objects are reported visible (non-empty masks)."""
-    directory = testing.save_tiny_video_model(tmp_path_factory.mktemp("visible-sam2-video"), visible_bias=2.0, size=128)
-    return pipeline("video-object-tracking", model=str(directory))
-
-
-@pytest.fixture(scope="module")
 def edgetam_tracker(tmp_path_factory):
     """Tracker over a tiny EdgeTamVideoModel (objects reported visible)."""
     directory = testing.save_tiny_video_model(tmp_path_factory.mktemp("visible-edgetam-video"), "edgetam-video", visible_bias=2.0, size=128)
