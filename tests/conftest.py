@@ -37,12 +37,13 @@ def tiny_video_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_tracking_model_dir(tmp_path_factory):
-    """A tiny ``Sam2VideoModel`` (seed 1) whose random weights give non-empty masks on the synthetic clip.
+    """A tiny ``Sam2VideoModel`` whose objects are reported visible, so tracked masks are not empty.
 
-    With seed 0 every object score stays just below 0.5, so the tracked masks are all empty; tests that
+    The plain random checkpoint scores every object just below visible, blanking its masks; tests that
     check what a tracked mask looks like (overlays, palette PNGs, the demo) use this checkpoint instead.
     """
-    return _saved(tmp_path_factory, "video", seed=1)
+    directory = tmp_path_factory.mktemp("tiny-tracking-video")
+    return str(testing.save_tiny_video_model(directory, visible_bias=2.0))
 
 
 @pytest.fixture(scope="session")
