@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--start-frame", type=_non_negative_int, default=None, help="frame to start propagating from (default: first prompted frame)")
     track.add_argument("--max-frames", type=_positive_int, default=None, help="propagate over at most this many frames")
     track.add_argument("--fps", type=float, default=None, help="frame rate of overlay.mp4 (default: the video's)")
+    track.add_argument("--frame-resize", default="bicubic", choices=("bicubic", "bilinear"),
+                       help="frame preprocessing: bicubic = Meta's SAM2VideoPredictor (default), bilinear = transformers' video processor")
 
     conv = commands.add_parser("convert", help="convert a Meta SAM 2 .pt checkpoint to a save_pretrained directory",
                                description="Convert a checkpoint of Meta's SAM 2 release into a transformers directory.")
@@ -315,6 +317,7 @@ def track(args) -> int:
         start_frame=args.start_frame,
         max_frames=args.max_frames,
         progress=args.progress,
+        frame_resize=args.frame_resize,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     video_io.write_palette_pngs(results, args.out / "masks")

@@ -5,19 +5,21 @@ holds the prompts of every object, the model's memories, and as little else as p
 
 * frames are read from a lazy :class:`~sam2_pipelines.video_io.FrameSource` and preprocessed when the model
   needs them (transformers' own session preprocesses and keeps every frame up front);
-* vision features are cached for the current frame only;
+* vision features are cached for the current frame only (with ``batch_size=n``: for the ``n`` frames
+  encoded together);
 * per-frame outputs of *tracked* frames are dropped as soon as the model can no longer read them: the
   memory encoder's features are read for ``num_maskmem - 1`` frames, object pointers for
   ``max_object_pointers_in_encoder - 1`` frames. Outputs of *prompted* (conditioning) frames are kept.
 
-Semantics follow Meta's ``SAM2VideoPredictor``: a prompt on a frame not yet tracked for that object is an
-initial conditioning frame (segmented from its prompts alone); propagation starts from the earliest
-prompted frame; prompted frames are reused, other frames are tracked with memory attention. Two choices
-make results independent of what was dropped (see ``docs/video_tracking.md``):
+Semantics follow Meta's ``SAM2VideoPredictor`` (built with ``add_all_frames_to_correct_as_cond=True``): a
+prompt on a frame not yet tracked for that object is an initial conditioning frame (segmented from its prompts
+alone); a prompt on a tracked frame is a correction, segmented with the object's memories; clicks are decoded
+with the object's latest mask logits on the frame; prompted results become conditioning frames when the next
+propagation starts, which by default starts from the earliest prompted frame; prompted frames are reused,
+other frames are tracked with memory attention. Results do not depend on what was dropped:
 
-* a correction on an already tracked frame becomes a conditioning frame (Meta's
-  ``add_all_frames_to_correct_as_cond=True``) and is segmented from its clicks with the memories of the
-  object's *other prompted frames*;
+* a correction that reads dropped outputs recomputes them by replaying that object's tracking steps (the
+  session records, per propagation, the prompted outputs it started with and the frames it tracked);
 * each ``propagate()`` call re-tracks from the prompts, unless it starts exactly where the previous call
   stopped (next frame, same direction): then it continues from that call's memories.
 """
@@ -32,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
 
+from .frame_pixels import DEFAULT_FRAME_RESIZE, check_frame_resize, frame_pixels
 from .masks import encode_rle
 from .prompts import (
     BOX_BOTTOM_RIGHT,
@@ -48,6 +51,9 @@ from .video_io import FrameSource, open_video, to_rgb_frame
 DIRECTIONS = ("forward", "backward", "both")
 #: Accepted values of ``output``.
 OUTPUTS = ("binary", "rle")
+#: Key, in an object's output dict, of its prompted outputs not yet used by a propagation (Meta's temporary
+#: outputs): the next propagation (or pushed frame) makes them conditioning frames.
+PENDING = "pending_cond_outputs"
 
 
 def check_direction(direction) -> str:
@@ -112,11 +118,20 @@ class TrackingSession:
         device: where the model runs (defaults to the model's device).
         prune_memory: drop frames, features and outputs the model can no longer read (default). ``False``
             keeps every tracked output, as transformers does; results are identical either way.
+        frame_resize: how frames become model input pixels (see :mod:`sam2_pipelines.frame_pixels`):
+            ``"bicubic"`` (default) is exactly Meta's video predictor's frame loader (PIL bicubic resize,
+            ``/ 255``, mean/std), ``"bilinear"`` is transformers' ``Sam2VideoVideoProcessor``.
+        batch_size: while propagating, the image encoder computes the features of up to this many upcoming
+            frames (in the propagation direction) in one forward pass; tracking then uses them frame by
+            frame. At most ``batch_size`` frames' features are held. Results equal ``batch_size=1``
+            (default). Streaming (:meth:`push_frame`) always encodes one frame at a time.
     """
 
-    def __init__(self, model, processor, video=None, *, device=None, prune_memory: bool = True):
+    def __init__(self, model, processor, video=None, *, device=None, prune_memory: bool = True, frame_resize: str = DEFAULT_FRAME_RESIZE, batch_size: int = 1):
         if not isinstance(prune_memory, bool):
             raise ValueError(f"prune_memory must be True or False, got {prune_memory!r}")
+        self._frame_resize = check_frame_resize(frame_resize)
+        self._batch_size = check_int(batch_size, "batch_size", minimum=1)  # frames encoded per image-encoder pass
         self._model = model
         self._processor = processor
         self._device = torch.device(device) if device is not None else model.device
@@ -141,6 +156,7 @@ class TrackingSession:
         )
         self._resume = None  # (next frame, reverse) where the last propagation stopped
         self._peak_held = 0
+        self._drop_tracked()  # sets the (empty) record of propagations
 
     # ------------------------------------------------------------------------------------------ properties
 
@@ -173,8 +189,8 @@ class TrackingSession:
     def prompted_frames(self) -> dict[int, list[int]]:
         """``{obj_id: sorted frames with prompts}`` (the conditioning frames of each object)."""
         return {
-            self._state.obj_idx_to_id(i): sorted(self._state.output_dict_per_obj[i]["cond_frame_outputs"])
-            for i in range(self._state.get_obj_num())
+            self._state.obj_idx_to_id(i): sorted({*o["cond_frame_outputs"], *o.get(PENDING, {})})
+            for i, o in self._state.output_dict_per_obj.items()
         }
 
     def memory_stats(self) -> dict:
@@ -190,7 +206,7 @@ class TrackingSession:
         return {
             "tracked_outputs": tracked,
             "peak_tracked_outputs": self._peak_held,
-            "prompted_outputs": sum(len(o["cond_frame_outputs"]) for o in outputs),
+            "prompted_outputs": sum(len(o["cond_frame_outputs"]) + len(o.get(PENDING, {})) for o in outputs),
             "vision_features": len(self._state.cache._vision_features),
             "frames": 0 if self._latest_pixels is None else 1,
         }
@@ -205,7 +221,12 @@ class TrackingSession:
         return self._pushed if self._streaming else len(self._source)
 
     def _preprocess(self, frame: np.ndarray) -> torch.Tensor:
-        pixels = self._processor.video_processor(videos=frame[None], return_tensors="pt").pixel_values_videos[0, 0]
+        """One ``(H, W, 3)`` uint8 frame -> model input pixels on the device, in the model's dtype.
+
+        Computed in float32 with the session's ``frame_resize`` (:func:`~sam2_pipelines.frame_pixels.frame_pixels`),
+        then cast.
+        """
+        pixels = frame_pixels(frame, self._processor, self._frame_resize)
         return pixels.to(self._device, dtype=self._dtype)
 
     def _load_frame(self, frame_idx: int) -> torch.Tensor:
@@ -227,6 +248,51 @@ class TrackingSession:
         elif frame >= self.num_frames:
             raise ValueError(f"frame {frame} is past the end of the video ({self.num_frames} frames: 0..{self.num_frames - 1})")
         return frame
+
+    # ------------------------------------------------------------------------------------------ batched features
+
+    def _prefetch_features(self, frame: int, reverse: bool) -> None:
+        """Encode ``frame`` and the frames after it (before it when ``reverse``) in one image-encoder pass.
+
+        Called as ``frame`` is about to be tracked. With ``batch_size > 1``, when ``frame``'s features are not
+        cached and some object has to be tracked on it, the cache is emptied and refilled with the features
+        of the next ``batch_size`` frames that some object tracks (frames prompted for every object reuse
+        their outputs and are skipped), up to the end (``reverse``: the start) of the video. They come from
+        one ``get_image_features`` call, split per frame into the same tensors ``_prepare_vision_features``
+        caches for a single frame (``[HW, 1, C]`` per level), which the model then reads from the cache.
+        At most ``batch_size`` frames' features are held. Does nothing with ``batch_size=1`` or for streams.
+        """
+        if self._batch_size <= 1 or self._streaming:
+            return
+        state = self._state
+        cache = state.cache
+        outputs = list(state.output_dict_per_obj.values())
+
+        def tracked_here(index: int) -> bool:
+            return any(index not in o["cond_frame_outputs"] for o in outputs)
+
+        if frame in cache._vision_features or not tracked_here(frame):
+            return
+        step, end = (-1, -1) if reverse else (1, self.num_frames)
+        frames = []
+        index = frame
+        while index != end and len(frames) < self._batch_size:
+            if tracked_here(index):
+                frames.append(index)
+            index += step
+        cache.clear_all()
+        cache.max_vision_features_cache_size = max(cache.max_vision_features_cache_size, self._batch_size)
+        with torch.inference_mode():
+            pixels = torch.stack([state.get_frame(index) for index in frames])
+            encoded = self._model.get_image_features(pixels, return_dict=True)
+            for i, index in enumerate(frames):
+                cache.cache_vision_features(
+                    index,
+                    {
+                        "vision_feats": [t[:, i : i + 1].clone() for t in encoded.fpn_hidden_states],
+                        "vision_pos_embeds": [t[:, i : i + 1].clone() for t in encoded.fpn_position_encoding],
+                    },
+                )
 
     # ------------------------------------------------------------------------------------------ prompts
 
@@ -344,11 +410,12 @@ class TrackingSession:
     def reset(self) -> None:
         """Forget every object, prompt and memory (the video stays open)."""
         self._state.reset_inference_session()
+        self._drop_tracked()
         self._resume = None
 
     # ------------------------------------------------------------------------------------------ inference
 
-    def _infer(self, obj_idx, frame, is_init_cond_frame, point_inputs, mask_inputs, reverse) -> dict:
+    def _infer(self, obj_idx, frame, is_init_cond_frame, point_inputs, mask_inputs, reverse, prev_logits=None) -> dict:
         """One model step for one object on one frame; returns the output to store (with its memory)."""
         model, state = self._model, self._state
         kwargs = dict(
@@ -360,6 +427,7 @@ class TrackingSession:
             point_inputs=point_inputs,
             mask_inputs=mask_inputs,
             reverse=reverse,
+            prev_sam_mask_logits=prev_logits,
             streaming=self._streaming,
         )
         from_prompts = point_inputs is not None or mask_inputs is not None
@@ -378,49 +446,116 @@ class TrackingSession:
         return out
 
     def _run_prompted_frame(self, obj_idx: int, frame: int) -> dict:
-        """Segment one object on a prompted frame and store it as a conditioning frame."""
+        """Segment one object on a prompted frame, as Meta's ``add_new_points_or_box`` / ``add_new_mask`` do.
+
+        On a frame the object was not tracked on, the prompts alone segment it (an initial conditioning
+        frame). On a tracked frame they correct the tracked mask: the model attends to the object's prompted
+        frames and to the tracked frames before it, in the direction it was tracked. Clicks and boxes are
+        decoded together with the object's latest mask logits on the frame. The output waits among the
+        pending outputs until the next propagation (or pushed frame) makes it a conditioning frame.
+        """
         state = self._state
         outputs = state.output_dict_per_obj[obj_idx]
+        pending = outputs.setdefault(PENDING, {})
         point_inputs = state.point_inputs_per_obj[obj_idx].get(frame)
         mask_inputs = state.mask_inputs_per_obj[obj_idx].get(frame)
-        tracked = state.frames_tracked_per_obj[obj_idx]
-        other_prompted = {f: o for f, o in outputs["cond_frame_outputs"].items() if f != frame}
-        correction = frame in tracked and bool(other_prompted)
-        reverse = bool(tracked[frame]["reverse"]) if correction else False
-        saved = outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"]
-        # a correction sees the memories of the object's other prompted frames only: what is held does not
-        # depend on what was pruned, so neither does the result
-        outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"] = other_prompted, {}
+        tracked = state.frames_tracked_per_obj[obj_idx].get(frame)
+        is_init = tracked is None
+        reverse = bool(tracked["reverse"]) if tracked is not None else False
+        readable, prev_logits = {}, None
+        if mask_inputs is None:  # a mask prompt is used as the mask: no memory, no previous logits
+            readable = self._readable_outputs(obj_idx, frame, reverse, with_memory=not is_init)
+            previous = next(
+                (o[frame] for o in (pending, outputs["cond_frame_outputs"], readable) if frame in o and o[frame].get("pred_masks") is not None),
+                None,
+            )
+            if previous is not None:
+                prev_logits = previous["pred_masks"].to(self._device).clamp(-32.0, 32.0)
+        saved = outputs["non_cond_frame_outputs"]
+        outputs["non_cond_frame_outputs"] = readable
         try:
             with torch.inference_mode():
-                out = self._infer(obj_idx, frame, not correction, point_inputs, mask_inputs, reverse)
+                out = self._infer(obj_idx, frame, is_init, point_inputs, mask_inputs, reverse, prev_logits)
+        finally:
+            outputs["non_cond_frame_outputs"] = saved
+        pending[frame] = out
+        return self._format(frame, [state.obj_idx_to_id(obj_idx)], [out["pred_masks"]], [out["object_score_logits"]], "binary")
+
+    def _readable_outputs(self, obj_idx: int, frame: int, reverse: bool, with_memory: bool) -> dict:
+        """The object's tracked outputs a prompt on ``frame`` reads, as Meta's predictor holds them.
+
+        That is the frame's own mask logits and, with ``with_memory``, the memories and object pointers of the
+        tracked frames before it (after it when ``reverse``). Outputs dropped to keep memory flat are
+        recomputed by replaying this object's steps of the propagation(s) that produced them, so the result
+        does not depend on what was dropped.
+        """
+        state = self._state
+        outputs = state.output_dict_per_obj[obj_idx]
+        need = {frame: {"pred_masks"}}
+        if with_memory:
+            memory_frames, pointer_frames = self._windows(frame, reverse)
+            for f in memory_frames:
+                need.setdefault(f, set()).add("maskmem_features")
+            for f in pointer_frames:
+                need.setdefault(f, set()).add("object_pointer")
+        committed = outputs["cond_frame_outputs"]  # Meta drops a frame's tracked output once it is prompted
+        held = outputs["non_cond_frame_outputs"]
+        produced = self._produced.get(state.obj_idx_to_id(obj_idx), {})
+        missing = [f for f, keys in need.items() if f not in committed and f in produced and not keys <= held.get(f, {}).keys()]
+        source = self._replay(obj_idx, set(need), max(produced[f] for f in missing)) if missing else held
+        return {f: source[f] for f in need if f in source and f not in committed}
+
+    def _replay(self, obj_idx: int, keep: set, until: int) -> dict:
+        """Re-run one object's tracking steps of the current propagations, up to step ``until``.
+
+        Returns the recomputed tracked outputs: whole on the frames in ``keep``, and whatever the remaining
+        steps would read. Steps run with the prompted outputs each propagation started with, so they repeat
+        the original computation exactly.
+        """
+        state = self._state
+        obj_id = state.obj_idx_to_id(obj_idx)
+        outputs = state.output_dict_per_obj[obj_idx]
+        saved = outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"]
+        scratch: dict = {}
+        try:
+            with torch.inference_mode():
+                for position, (frame, reverse, segment, _) in enumerate(self._lineage[: until + 1]):
+                    cond = self._segments[segment]["cond"].get(obj_id)
+                    if cond is None or frame in cond:
+                        continue  # the object did not exist yet, or the frame reused its prompted output
+                    outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"] = cond, scratch
+                    scratch[frame] = self._infer(obj_idx, frame, False, None, None, reverse)
+                    self._trim(scratch, self._readers_after(position), keep_masks=keep, keep=keep)
         finally:
             outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"] = saved
-        outputs["cond_frame_outputs"][frame] = out
-        outputs["non_cond_frame_outputs"].pop(frame, None)
-        return self._format(frame, [state.obj_idx_to_id(obj_idx)], [out["pred_masks"]], [out["object_score_logits"]], "binary")
+        return scratch
+
+    def _commit_pending(self) -> None:
+        """Make pending prompted outputs conditioning frames (Meta's ``propagate_in_video_preflight``)."""
+        for outputs in self._state.output_dict_per_obj.values():
+            outputs["cond_frame_outputs"].update(outputs.pop(PENDING, {}))
+            for frame in outputs["cond_frame_outputs"]:
+                outputs["non_cond_frame_outputs"].pop(frame, None)
 
     def _track_frame(self, frame: int, reverse: bool, output: str) -> dict:
         """Segment every object on ``frame``: prompted frames are reused, others tracked with memory."""
+        self._prefetch_features(frame, reverse)
         state = self._state
-        masks, scores = [], []
+        masks, scores, obj_ids = [], [], []
         with torch.inference_mode():
             for obj_idx in range(state.get_obj_num()):
                 outputs = state.output_dict_per_obj[obj_idx]
+                if not outputs["cond_frame_outputs"]:
+                    continue  # prompted during this propagation: tracked from the next one on
                 out = outputs["cond_frame_outputs"].get(frame)
                 if out is None:
                     out = self._infer(obj_idx, frame, False, None, None, reverse)
                     outputs["non_cond_frame_outputs"][frame] = out
                 state.frames_tracked_per_obj[obj_idx][frame] = {"reverse": reverse}
+                obj_ids.append(state.obj_idx_to_id(obj_idx))
                 masks.append(out["pred_masks"])
                 scores.append(out["object_score_logits"])
-            result = self._format(frame, list(state.obj_ids), masks, scores, output)
-        if self._prune_memory:
-            for outputs in state.output_dict_per_obj.values():
-                entry = outputs["non_cond_frame_outputs"].get(frame)
-                if entry is not None:
-                    entry.pop("pred_masks", None)  # never read again for a tracked frame
-        return result
+            return self._format(frame, obj_ids, masks, scores, output)
 
     def _format(self, frame: int, obj_ids: list, masks: list, scores: list, output: str) -> dict:
         if masks:
@@ -440,35 +575,63 @@ class TrackingSession:
         limit = self._model.config.max_object_pointers_in_encoder
         return limit if self._streaming else min(self.num_frames, limit)
 
-    def _prune(self, readers: list[tuple[int, bool]]) -> None:
-        """Drop tracked outputs that none of ``readers`` (``(next frame, reverse)``) will read."""
+    def _windows(self, frame: int, reverse: bool) -> tuple[set, set]:
+        """Tracked frames whose memory features, and whose object pointers, a step on ``frame`` reads."""
+        sign = 1 if reverse else -1
+        memory = {frame + sign * k for k in range(1, self._model.num_maskmem)}
+        pointers = {frame + sign * k for k in range(1, self._pointer_window())}
+        return memory, pointers
+
+    def _trim(self, tracked: dict, readers, keep_masks=(), keep=()) -> None:
+        """Drop from ``tracked`` (frame -> output) what no reader ``(frame, reverse)`` reads.
+
+        Mask logits are kept on the frames in ``keep_masks`` only; outputs on the frames in ``keep`` stay whole.
+        """
+        keep_memory, keep_pointer = set(keep), set(keep)
+        for frame, reverse in readers:
+            memory, pointers = self._windows(frame, reverse)
+            keep_memory |= memory
+            keep_pointer |= pointers
+        for frame in list(tracked):
+            entry = tracked[frame]
+            if frame not in keep_masks:
+                entry.pop("pred_masks", None)
+            if frame not in keep_memory:
+                entry.pop("maskmem_features", None)
+                entry.pop("maskmem_pos_enc", None)
+            if frame not in keep_pointer:
+                entry.pop("object_pointer", None)
+            if "maskmem_features" not in entry and "object_pointer" not in entry and "pred_masks" not in entry:
+                del tracked[frame]
+
+    def _prune(self, readers: list[tuple[int, bool]], latest: int) -> None:
+        """Drop tracked outputs that none of ``readers`` (``(frame, reverse)``) will read.
+
+        The ``latest`` tracked frame keeps its mask logits, and ``readers`` include it, so a correction there
+        needs no recomputation.
+        """
         state = self._state
         held = sum(len(o["non_cond_frame_outputs"]) for o in state.output_dict_per_obj.values())
         self._peak_held = max(self._peak_held, held)
-        if not self._prune_memory:
-            return
-        memory_span = self._model.num_maskmem - 1
-        pointer_span = self._pointer_window() - 1
-        keep_memory, keep_pointer = set(), set()
-        for frame, reverse in readers:
-            sign = 1 if reverse else -1
-            keep_memory.update(frame + sign * k for k in range(1, memory_span + 1))
-            keep_pointer.update(frame + sign * k for k in range(1, pointer_span + 1))
-        for outputs in state.output_dict_per_obj.values():
-            tracked = outputs["non_cond_frame_outputs"]
-            for frame in list(tracked):
-                entry = tracked[frame]
-                if frame not in keep_memory:
-                    entry.pop("maskmem_features", None)
-                    entry.pop("maskmem_pos_enc", None)
-                if frame not in keep_pointer:
-                    entry.pop("object_pointer", None)
-                if "maskmem_features" not in entry and "object_pointer" not in entry:
-                    del tracked[frame]
+        if self._prune_memory:
+            for outputs in state.output_dict_per_obj.values():
+                self._trim(outputs["non_cond_frame_outputs"], readers, keep_masks={latest})
+
+    def _readers_after(self, position: int) -> list[tuple[int, bool]]:
+        """Steps that read outputs held after step ``position`` of the lineage: the next step, and the first
+        step of every later pass of the same propagation (a backward pass reads frames after its start)."""
+        frame, reverse, segment, pass_index = self._lineage[position]
+        readers = [(frame - 1 if reverse else frame + 1, reverse), (frame, reverse)]
+        readers += self._segments[segment]["pass_starts"][pass_index + 1 :]
+        return readers
 
     def _drop_tracked(self) -> None:
+        """Forget every tracked output and the record of the propagations that produced them."""
         for outputs in self._state.output_dict_per_obj.values():
             outputs["non_cond_frame_outputs"].clear()
+        self._segments = []  # per propagation: prompted outputs at its start and the starts of its passes
+        self._lineage = []  # every tracking step since: (frame, reverse, segment, pass index)
+        self._produced = {}  # obj_id -> {frame: lineage position of its tracked output}
 
     # ------------------------------------------------------------------------------------------ propagation
 
@@ -520,17 +683,25 @@ class TrackingSession:
         first_frame, first_reverse = passes[0][0][0], passes[0][1]
         if self._resume != (first_frame, first_reverse):
             self._drop_tracked()
+        self._commit_pending()
+        state = self._state
+        self._segments.append({
+            "cond": {state.obj_idx_to_id(i): dict(o["cond_frame_outputs"]) for i, o in state.output_dict_per_obj.items()},
+            "pass_starts": [(frames[0], reverse) for frames, reverse in passes],
+        })
+        segment = len(self._segments) - 1
         bar = tqdm(total=sum(len(frames) for frames, _ in passes), desc="tracking", unit="frame", disable=not progress)
         try:
             for pass_index, (frames, reverse) in enumerate(passes):
                 for frame in frames:
                     result = self._track_frame(frame, reverse, output)
-                    next_frame = frame - 1 if reverse else frame + 1
-                    readers = [(next_frame, reverse)]
-                    if both and pass_index == 0 and len(passes) > 1:
-                        readers.append((passes[1][0][0], True))  # the backward pass reads frames after its start
-                    self._prune(readers)
-                    self._resume = (next_frame, reverse)
+                    position = len(self._lineage)
+                    self._lineage.append((frame, reverse, segment, pass_index))
+                    for obj_id in result["object_ids"]:
+                        if frame not in self._segments[segment]["cond"].get(obj_id, {}):
+                            self._produced.setdefault(obj_id, {})[frame] = position
+                    self._prune(self._readers_after(position), latest=frame)
+                    self._resume = (frame - 1 if reverse else frame + 1, reverse)
                     bar.update(1)
                     yield result
         finally:
@@ -574,6 +745,7 @@ class TrackingSession:
         self._state.cache.clear_all()
         for prompt in checked:
             self.add_prompt(prompt)
+        self._commit_pending()
         result = self._track_frame(index, False, output)
-        self._prune([(index + 1, False)])
+        self._prune([(index + 1, False), (index, False)], latest=index)
         return result

@@ -8,8 +8,15 @@ the session; this module only parses arguments.
 
 from __future__ import annotations
 
-from transformers import Pipeline
+import json
+import sys
 
+import torch
+from transformers import Pipeline
+from transformers.utils import logging
+
+from .frame_pixels import DEFAULT_FRAME_RESIZE, check_frame_resize
+from .prompts import check_int
 from .session import TrackingSession, check_direction, check_output
 from .video_io import is_stream, iter_frames
 
@@ -22,7 +29,65 @@ CALL_OPTIONS = {
     "output": "binary",
     "stream": False,
     "progress": False,
+    "frame_resize": DEFAULT_FRAME_RESIZE,
 }
+
+#: Options of the call itself, never per video: not accepted as dataset row keys.
+LOOP_OPTIONS = ("stream", "progress", "batch_size", "num_workers")
+
+_PROMPTS_ACCEPTED = "a list of prompt dicts, one prompt dict, or a JSON string of either"
+
+logger = logging.get_logger(__name__)
+
+
+def row_options() -> tuple[str, ...]:
+    """Call options a dataset row may set for its own video (``direction``, ``start_frame``, ``max_frames``, ...)."""
+    return tuple(k for k in CALL_OPTIONS if k not in ("prompts",) + LOOP_OPTIONS)
+
+
+def check_batch_size(batch_size) -> int:
+    """Return ``batch_size`` as an int >= 1 (frames the image encoder encodes in one pass), else raise ValueError."""
+    return check_int(batch_size, "batch_size", minimum=1)
+
+
+def check_num_workers(num_workers) -> None:
+    """``num_workers`` may only be ``None`` or 0: the video pipeline has no worker processes."""
+    if num_workers is None:
+        return
+    if check_int(num_workers, "num_workers", minimum=0) > 0:
+        raise ValueError(
+            f"num_workers={num_workers} is not supported by video-object-tracking: videos are tracked one after "
+            "another in this process (batch_size batches the image encoder within each video). For several "
+            "processes, split the dataset with sam2_pipelines.sharding.map_sharded (see docs/datasets.md)."
+        )
+
+
+def parse_prompts(prompts, where: str = "prompts") -> list:
+    """Prompts as a list of prompt dicts, from a list of dicts, one dict or a JSON string of either."""
+    if isinstance(prompts, str):
+        try:
+            prompts = json.loads(prompts)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{where}: prompts are not valid JSON ({error}); accepted: {_PROMPTS_ACCEPTED}") from None
+    if isinstance(prompts, dict):
+        return [prompts]
+    if isinstance(prompts, (list, tuple)):
+        return list(prompts)
+    raise ValueError(f"{where}: prompts must be {_PROMPTS_ACCEPTED}; got {type(prompts).__name__}")
+
+
+def is_multi_video(inputs) -> bool:
+    """True for inputs holding several videos: a ``datasets.Dataset`` / ``IterableDataset``, a
+    ``torch.utils.data.Dataset`` (e.g. ``KeyDataset``), or a list of row dicts (``{"video": ...}``).
+
+    A list of frames (images, arrays, paths) is one video.
+    """
+    hf_datasets = sys.modules.get("datasets")
+    if hf_datasets is not None and isinstance(inputs, (hf_datasets.Dataset, hf_datasets.IterableDataset)):
+        return True
+    if isinstance(inputs, torch.utils.data.Dataset):
+        return True
+    return isinstance(inputs, (list, tuple)) and len(inputs) > 0 and isinstance(inputs[0], dict)
 
 
 class VideoObjectTrackingPipeline(Pipeline):
@@ -37,6 +102,10 @@ class VideoObjectTrackingPipeline(Pipeline):
     Videos: a file path or URL (decoded lazily with PyAV), a folder of frames, a list of PIL images /
     arrays / image paths, a ``(T, H, W, 3)`` uint8 array or tensor, a
     :class:`~sam2_pipelines.video_io.FrameSource`, or an iterator of frames (processed as a stream).
+    Several videos: a ``datasets.Dataset`` of rows ``{"video": ..., "prompts": ...}``, a
+    ``torch.utils.data.Dataset`` such as ``KeyDataset`` (with ``prompts=`` for every video) or a list of row
+    dicts; the call then returns a generator of per-video results. ``batch_size`` (call or ``pipeline(...)``
+    keyword) is the number of frames the image encoder encodes in one pass.
     See :meth:`__call__` for the options and ``docs/video_tracking.md`` for the details.
     """
 
@@ -45,36 +114,63 @@ class VideoObjectTrackingPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Pipeline.__init__ takes batch_size / num_workers aside; check them at creation too
+        check_num_workers(self._num_workers)
+        if self._batch_size is not None:
+            check_batch_size(self._batch_size)
+
     def _sanitize_parameters(self, **kwargs):
         """Check call options (``CALL_OPTIONS``); unknown keyword arguments are an error."""
         unknown = sorted(set(kwargs) - set(CALL_OPTIONS))
         if unknown:
             raise ValueError(
                 f"unknown argument(s) {', '.join(map(repr, unknown))} for video-object-tracking; accepted: "
-                f"{', '.join(CALL_OPTIONS)}"
+                f"{', '.join(CALL_OPTIONS)}, batch_size, num_workers (0 only)"
             )
         if "direction" in kwargs:
             check_direction(kwargs["direction"])
         if "output" in kwargs:
             check_output(kwargs["output"])
+        if "frame_resize" in kwargs:
+            check_frame_resize(kwargs["frame_resize"])
         for flag in ("stream", "progress"):
             if flag in kwargs and not isinstance(kwargs[flag], bool):
                 raise ValueError(f"{flag} must be True or False, got {kwargs[flag]!r}")
         return {}, dict(kwargs), {}
 
-    def session(self, video=None, *, prune_memory: bool = True) -> TrackingSession:
+    def session(self, video=None, *, prune_memory: bool = True, frame_resize: str | None = None, batch_size: int | None = None) -> TrackingSession:
         """Open an interactive :class:`~sam2_pipelines.session.TrackingSession` on ``video``.
 
         Without a video the session is a stream: feed it with ``session.push_frame(frame)``.
         ``prune_memory=False`` keeps every tracked output (for comparisons; results are the same).
+        ``frame_resize``: ``"bicubic"`` (Meta's frame loader) or ``"bilinear"`` (transformers' video
+        processor); ``None`` takes the pipeline's default (``pipeline(..., frame_resize=...)``, else ``"bicubic"``).
+        ``batch_size``: frames the image encoder encodes in one pass while propagating (results are the same;
+        at most that many frames' features are held; streams encode one frame at a time); ``None`` takes
+        ``pipeline(..., batch_size=...)``, else 1.
         """
-        return TrackingSession(self.model, self.processor, video, device=self.device, prune_memory=prune_memory)
+        if frame_resize is None:
+            frame_resize = self._forward_params.get("frame_resize", DEFAULT_FRAME_RESIZE)
+        if batch_size is None:
+            batch_size = self._batch_size if self._batch_size is not None else 1
+        return TrackingSession(
+            self.model, self.processor, video, device=self.device, prune_memory=prune_memory, frame_resize=frame_resize,
+            batch_size=batch_size,
+        )
 
     def __call__(self, video, **kwargs):
         """Track the prompted objects through ``video``.
 
         Args:
-            video: see the class docstring.
+            video: one video (see the class docstring), or several: a ``datasets.Dataset`` (or
+                ``IterableDataset``) whose rows hold a ``"video"`` and optionally ``"prompts"`` (a list of prompt
+                dicts, one prompt dict, or a JSON string of either) and per-video options (``"direction"``,
+                ``"start_frame"``, ``"max_frames"``, ``"output"``, ...; ``None`` values mean "not set"); a
+                ``torch.utils.data.Dataset`` (e.g. ``KeyDataset(dataset, "video")``) yielding videos or such
+                row dicts; or a list of row dicts. Row prompts and options override the call's; other
+                columns are ignored. A list of frames is ONE video.
             prompts: list of dicts ``{"frame": int, "obj_id": int, ...}`` with ``"points": [[x, y], ...]`` and
                 ``"labels": [1, 0, ...]`` (1 positive, 0 negative), or ``"box": [x0, y0, x1, y1]`` (optionally
                 with points and labels), or ``"mask"``: a binary ``(H, W)`` array. Pixel coordinates of the
@@ -86,12 +182,31 @@ class VideoObjectTrackingPipeline(Pipeline):
             output: ``"binary"`` (bool masks ``(objects, 1, H, W)``) or ``"rle"`` (COCO RLE dicts).
             stream: return a generator instead of a list.
             progress: show a progress bar.
+            frame_resize: how frames become model input pixels: ``"bicubic"`` (default; exactly Meta's
+                ``SAM2VideoPredictor`` frame loader, so results follow Meta's) or ``"bilinear"``
+                (transformers' ``Sam2VideoVideoProcessor``, as in ``Sam2VideoProcessor.init_video_session``).
+            batch_size: the image encoder computes the features of up to this many upcoming frames (in the
+                propagation direction) in one forward pass, then tracking uses them frame by frame (default 1,
+                or ``pipeline(..., batch_size=n)``). Results are the same; at most ``batch_size`` frames'
+                features are held. An iterator of frames (a stream) is always encoded one frame at a time.
+            num_workers: not supported (only ``None`` or 0): a ``ValueError`` pointing to
+                :func:`sam2_pipelines.sharding.map_sharded` for multi-process runs.
 
         Returns:
-            A list (a generator with ``stream=True``) of per-frame dicts
+            One video: a list (a generator with ``stream=True``) of per-frame dicts
             ``{"frame_idx", "object_ids", "masks", "scores"}`` in processing order. Arguments and prompts are
             checked before anything is returned, so errors surface at the call even with ``stream=True``.
+            Several videos: a generator of per-video results in dataset order, each what a single call
+            returns for that row (a list, or a generator with ``stream=True``); ``progress`` shows a bar over
+            videos. Call arguments are checked at the call, each row when it is reached (errors name the row).
         """
+        batch_size = kwargs.pop("batch_size", None)
+        check_num_workers(kwargs.pop("num_workers", None) if "num_workers" in kwargs else self._num_workers)
+        if batch_size is None:
+            batch_size = self._batch_size if self._batch_size is not None else 1
+        batch_size = check_batch_size(batch_size)
+        if is_multi_video(video):
+            return self._track_videos(video, kwargs, batch_size)
         _, options, _ = self._sanitize_parameters(**kwargs)
         options = {**CALL_OPTIONS, **self._forward_params, **options}
         prompts = options["prompts"]
@@ -102,9 +217,11 @@ class VideoObjectTrackingPipeline(Pipeline):
         if not isinstance(prompts, (list, tuple)):
             raise ValueError(f"prompts must be a list of prompt dicts, got {type(prompts).__name__}")
         if is_stream(video):
+            if batch_size > 1:
+                logger.warning("batch_size=%d has no effect on an iterator of frames: a stream is encoded one frame at a time", batch_size)
             results = self._track_stream(video, list(prompts), options)
         else:
-            session = self.session(video)
+            session = self.session(video, frame_resize=options["frame_resize"], batch_size=batch_size)
             for prompt in prompts:
                 session.add_prompt(prompt)
             results = session.propagate(
@@ -137,7 +254,7 @@ class VideoObjectTrackingPipeline(Pipeline):
     def _stream_results(self, frames, by_frame, start, limit, options):
         from tqdm.auto import tqdm
 
-        session = self.session()
+        session = self.session(frame_resize=options["frame_resize"])
         last_prompted = max(by_frame)
         seen = -1
         count = 0
@@ -159,6 +276,83 @@ class VideoObjectTrackingPipeline(Pipeline):
             raise ValueError("the stream of frames is empty")
         if seen < last_prompted and (limit is None or count < limit):
             raise ValueError(f"a prompt is on frame {last_prompted}, but the stream ended after frame {seen}")
+
+    # ------------------------------------------------------------------------------------------ several videos
+
+    def _track_videos(self, inputs, kwargs: dict, batch_size: int):
+        """Several videos: check the call's arguments now, then track the rows one after another, lazily."""
+        _, options, _ = self._sanitize_parameters(**kwargs)
+        options = {**self._forward_params, **options}
+        call_prompts = options.pop("prompts", None)
+        if call_prompts is not None:
+            call_prompts = parse_prompts(call_prompts)
+        stream, progress = options.pop("stream", False), options.pop("progress", False)
+        hf_datasets = sys.modules.get("datasets")
+        columns = None
+        if hf_datasets is not None and isinstance(inputs, (hf_datasets.Dataset, hf_datasets.IterableDataset)):
+            columns = inputs.column_names  # None for some iterable datasets
+        if columns is not None:
+            if "video" not in columns:
+                raise ValueError(f'the dataset has no "video" column (columns: {columns}); each row needs a "video" and optionally "prompts"')
+            if call_prompts is None and "prompts" not in columns:
+                raise ValueError(
+                    f'no prompts: the dataset has no "prompts" column (columns: {columns}) and no prompts=[...] was given; '
+                    f"give a prompts column ({_PROMPTS_ACCEPTED}) or prompts=[...] for every video"
+                )
+        if isinstance(inputs, (list, tuple)):  # rows in memory: check them all now
+            items = [(i, self._parse_row(i, row, call_prompts, bare_videos=False)) for i, row in enumerate(inputs)]
+        elif columns is None and hasattr(inputs, "__len__") and hasattr(inputs, "__getitem__") and not isinstance(inputs, torch.utils.data.IterableDataset):
+            if len(inputs) > 0 and call_prompts is None:  # e.g. KeyDataset without prompts=: say so now
+                self._parse_row(0, inputs[0], call_prompts, bare_videos=True)
+            items = ((i, self._parse_row(i, inputs[i], call_prompts, bare_videos=True)) for i in range(len(inputs)))
+        else:
+            items = ((i, self._parse_row(i, row, call_prompts, bare_videos=columns is None)) for i, row in enumerate(inputs))
+        total = len(inputs) if hasattr(inputs, "__len__") else None
+        return self._video_results(items, total, options, stream, progress, batch_size)
+
+    def _video_results(self, items, total, options: dict, stream: bool, progress: bool, batch_size: int):
+        """Yield one single-video call's result per row; ``ValueError`` messages name the row."""
+        from tqdm.auto import tqdm
+
+        with tqdm(total=total, desc="tracking", unit="video", disable=not progress) as bar:
+            for index, (video, prompts, row_options_) in items:
+                try:
+                    result = self(video, **{**options, **row_options_}, prompts=prompts, stream=stream, progress=False, batch_size=batch_size)
+                except ValueError as error:
+                    raise ValueError(f"row {index}: {error}") from error
+                bar.update(1)
+                yield result
+
+    def _parse_row(self, index: int, row, call_prompts, bare_videos: bool) -> tuple:
+        """``(video, prompts, options)`` of one row; ``bare_videos``: a non-dict item is a video (torch datasets)."""
+        accepted = (
+            f'a dict with a "video" (path, frame folder, list of frames, array...) and optionally "prompts" '
+            f"({_PROMPTS_ACCEPTED}) and per-video options ({', '.join(row_options())})"
+        )
+        if isinstance(row, dict):
+            if row.get("video") is None:
+                raise ValueError(f'row {index} has no "video" (keys: {sorted(map(str, row))}); each row must be {accepted}')
+            misplaced = [key for key in LOOP_OPTIONS if row.get(key) is not None]
+            if misplaced:
+                raise ValueError(f"row {index}: {', '.join(misplaced)} apply to the whole call, not to one video; pass them to tracker(...)")
+            video, prompts = row["video"], row.get("prompts")
+            options = {key: row[key] for key in row_options() if row.get(key) is not None}
+        elif bare_videos:
+            video, prompts, options = row, None, {}
+        else:
+            raise ValueError(
+                f"row {index} is a {type(row).__name__}, not a row dict: a list of videos must hold row dicts, each "
+                f"{accepted} (a list of frames is one video)"
+            )
+        if is_multi_video(video):
+            raise ValueError(f'row {index}: its "video" holds several videos (a dataset or a list of rows); give one video per row')
+        prompts = call_prompts if prompts is None else parse_prompts(prompts, f"row {index}")
+        if prompts is None:
+            raise ValueError(
+                f"row {index} has no prompts: give the row a \"prompts\" entry ({_PROMPTS_ACCEPTED}) or pass prompts=[...] "
+                "for every video"
+            )
+        return video, prompts, options
 
     # The standard Pipeline steps, for completeness: one call = one video.
     def preprocess(self, video, **options):
