@@ -22,7 +22,7 @@ from sam2_pipelines import testing, video_io
 
 H, W = 48, 64
 NUM_MASKMEM, MAX_POINTERS = 3, 4
-WINDOW = max(NUM_MASKMEM, MAX_POINTERS) - 1  # tracked frames the next step can read
+WINDOW = max(NUM_MASKMEM, MAX_POINTERS)  # tracked frames held: what the next step reads, and the latest frame's window
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -64,15 +64,25 @@ def bounded_propagate(session, pass_count: int = 1, **options):
     return results
 
 
+def count_replays(session) -> list:
+    """Record the frames a session recomputes dropped outputs for (it replays through ``_replay``)."""
+    replays, original = [], session._replay
+    session._replay = lambda obj_idx, keep, until: replays.append(until) or original(obj_idx, keep, until)
+    return replays
+
+
 def interactive_scenario(tracker, video, prune_memory: bool, extended: bool = True, two_objects: bool = True) -> list:
     """Prompts on several frames, a correction after propagation, both directions, a new object, resuming."""
     session = tracker.session(video, prune_memory=prune_memory)
+    replays = count_replays(session)
     last = session.num_frames - 1
     results = [session.add_points(0, 1, [[20, 24]], [1])]
     if two_objects:
         results.append(session.add_box(2, 2, [30, 10, 60, 40]))
     results += bounded_propagate(session)
     results.append(session.refine(last - 3, 1, [[30, 20]], [0]))  # a tracked frame: a correction
+    assert bool(replays) == prune_memory  # its memories were dropped (recomputed) or kept
+    results.append(session.refine(last - 3, 1, [[34, 22]], [1]))  # decoded with the first correction's logits
     results += bounded_propagate(session, pass_count=2, direction="both", start_frame=last - 5)
     if extended:
         mask = np.zeros((H, W), bool)
@@ -99,7 +109,7 @@ def test_pruning_changes_no_result_sam2(sam2_tracker, clip12):
     pruned, pruned_held = interactive_scenario(sam2_tracker, clip12, prune_memory=True)
     kept, kept_held = interactive_scenario(sam2_tracker, clip12, prune_memory=False)
     assert kept_held > pruned_held  # the comparison run really kept more
-    expected = [0, 2] + list(range(12)) + [8] + list(range(6, 12)) + list(range(5, -1, -1))
+    expected = [0, 2] + list(range(12)) + [8, 8] + list(range(6, 12)) + list(range(5, -1, -1))
     expected += [10] + [0, 1, 2, 3] + [4, 5, 6] + [3, 2, 1]
     assert [r["frame_idx"] for r in pruned] == expected
     assert any(r["masks"].any() for r in pruned) and len({r["scores"].tobytes() for r in pruned}) > 10
@@ -111,6 +121,23 @@ def test_pruning_changes_no_result_edgetam(edgetam_tracker, clip8):
     kept, kept_held = interactive_scenario(edgetam_tracker, clip8, prune_memory=False, extended=False, two_objects=False)
     assert kept_held > pruned_held
     assert_identical(pruned, kept)
+
+
+@pytest.mark.parametrize("prune_memory", [True, False])
+def test_correction_where_propagation_stopped_needs_no_replay(sam2_tracker, clip12, prune_memory):
+    """Stopping at a bad frame and correcting it there reads only what the session still holds."""
+    session = sam2_tracker.session(clip12, prune_memory=prune_memory)
+    replays = count_replays(session)
+    session.add_points(0, 1, [[20, 24]], [1])
+    for result in session.propagate():
+        if result["frame_idx"] == 7:
+            break
+    corrected = session.add_points(7, 1, [[40, 30]], [0])
+    assert replays == []
+    reference = sam2_tracker.session(clip12, prune_memory=False)
+    reference.add_points(0, 1, [[20, 24]], [1])
+    list(reference.propagate())  # tracked to the end: frame 7's outputs come from the same steps
+    assert_identical([corrected], [reference.add_points(7, 1, [[40, 30]], [0])])
 
 
 def transformers_reference(tracker, frames, points: list) -> list:
@@ -136,7 +163,9 @@ def test_bounded_session_matches_transformers_session(request, name, clip12):
     tracker = request.getfixturevalue(f"{name}_tracker")
     frames = list(video_io.open_video(clip12))[: 9 if name == "sam2" else 6]
     points = [[20, 24], [45, 25]] if name == "sam2" else [[20, 24]]
-    ours = tracker(frames, prompts=[{"frame": 0, "obj_id": i + 1, "points": [p], "labels": [1]} for i, p in enumerate(points)])
+    prompts = [{"frame": 0, "obj_id": i + 1, "points": [p], "labels": [1]} for i, p in enumerate(points)]
+    # transformers' session preprocesses with its own (bilinear) video processor: compare on the same pixels
+    ours = tracker(frames, prompts=prompts, frame_resize="bilinear")
     reference = transformers_reference(tracker, frames, points)
     assert [r["frame_idx"] for r in ours] == [r["frame_idx"] for r in reference] == list(range(len(frames)))
     for a, b in zip(ours, reference):
@@ -152,7 +181,7 @@ def test_streaming_memory_is_bounded(sam2_tracker, clip12):
             prompts = [{"obj_id": 2, "box": [30, 10, 60, 40]}]
         result = session.push_frame(frame, prompts=prompts)
         held = session.memory_stats()
-        assert held["tracked_outputs"] <= len(result["object_ids"]) * (MAX_POINTERS - 1)
+        assert held["tracked_outputs"] <= len(result["object_ids"]) * MAX_POINTERS
         assert held["frames"] == 1 and held["vision_features"] <= 1
     assert session.memory_stats()["prompted_outputs"] == 2 and session.num_frames == 12
 
