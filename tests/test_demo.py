@@ -39,6 +39,30 @@ CHROMIUM_ARGS = [
 ]
 
 
+def read_pins(path: Path) -> dict:
+    """``{package: version}`` of the ``name==version`` lines of a requirements / constraints file."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==")
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def test_repository_is_a_space():
+    """README's Spaces block names the root app.py and the tested gradio; requirements.txt pins tested versions."""
+    header = (ROOT / "README.md").read_text().split("---\n")
+    assert header[0] == "", "README.md must start with the Spaces YAML block"
+    config = dict(line.split(": ", 1) for line in header[1].strip().splitlines())
+    assert config["sdk"] == "gradio" and (ROOT / config["app_file"]).is_file()
+    tested = read_pins(ROOT / "constraints.txt")
+    assert config["sdk_version"] == tested["gradio"]
+    required = read_pins(ROOT / "requirements.txt")
+    assert {"torch", "transformers", "gradio", "av", "pycocotools"} <= set(required)
+    assert {name: tested.get(name) for name in required} == required  # every pin is the tested version
+
+
 def test_add_click_points_and_box():
     prompts = add_click(None, MODES[0], 10, 20)
     prompts = add_click(prompts, MODES[1], 30, 40)
