@@ -675,9 +675,9 @@ class TrackingSession:
             passes.append((forward, False))
         if direction in ("backward", "both") and backward:
             passes.append((backward, True))
-        return self._run_passes(passes, output, progress, both=direction == "both")
+        return self._run_passes(passes, output, progress)
 
-    def _run_passes(self, passes, output, progress, both: bool) -> Iterator[dict]:
+    def _run_passes(self, passes, output, progress) -> Iterator[dict]:
         from tqdm.auto import tqdm
 
         first_frame, first_reverse = passes[0][0][0], passes[0][1]

@@ -140,6 +140,12 @@ class VideoObjectTrackingPipeline(Pipeline):
                 raise ValueError(f"{flag} must be True or False, got {kwargs[flag]!r}")
         return {}, dict(kwargs), {}
 
+    def _resolve_batch_size(self, batch_size):
+        """``batch_size`` as given, else the pipeline's (``pipeline(..., batch_size=n)``), else 1."""
+        if batch_size is not None:
+            return batch_size
+        return self._batch_size if self._batch_size is not None else 1
+
     def session(self, video=None, *, prune_memory: bool = True, frame_resize: str | None = None, batch_size: int | None = None) -> TrackingSession:
         """Open an interactive :class:`~sam2_pipelines.session.TrackingSession` on ``video``.
 
@@ -153,11 +159,9 @@ class VideoObjectTrackingPipeline(Pipeline):
         """
         if frame_resize is None:
             frame_resize = self._forward_params.get("frame_resize", DEFAULT_FRAME_RESIZE)
-        if batch_size is None:
-            batch_size = self._batch_size if self._batch_size is not None else 1
         return TrackingSession(
             self.model, self.processor, video, device=self.device, prune_memory=prune_memory, frame_resize=frame_resize,
-            batch_size=batch_size,
+            batch_size=self._resolve_batch_size(batch_size),
         )
 
     def __call__(self, video, **kwargs):
@@ -202,9 +206,7 @@ class VideoObjectTrackingPipeline(Pipeline):
         """
         batch_size = kwargs.pop("batch_size", None)
         check_num_workers(kwargs.pop("num_workers", None) if "num_workers" in kwargs else self._num_workers)
-        if batch_size is None:
-            batch_size = self._batch_size if self._batch_size is not None else 1
-        batch_size = check_batch_size(batch_size)
+        batch_size = check_batch_size(self._resolve_batch_size(batch_size))
         if is_multi_video(video):
             return self._track_videos(video, kwargs, batch_size)
         _, options, _ = self._sanitize_parameters(**kwargs)
