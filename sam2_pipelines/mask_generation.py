@@ -26,7 +26,7 @@ from transformers.image_utils import load_image
 from transformers.pipelines.mask_generation import MaskGenerationPipeline as BuiltinMaskGenerationPipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
-from . import amg
+from . import amg, fast_decoder
 from .loading import is_image_model
 from .masks import area_rle, batched_mask_to_box, decode_rle, encode_rle_batch, remove_small_regions, rle_to_uncompressed
 from .prompts import normalize_image_prompts, normalize_mask_logits, split_per_image
@@ -420,7 +420,7 @@ class MaskGenerationPipeline(Pipeline):
                 return value.expand(n, *value.shape[1:])
             return [rep(v) for v in value]
 
-        return {key: rep(value) for key, value in embedding.items()}
+        return {key: rep(value) for key, value in embedding.items() if key != "context"}
 
     def _decode(self, embedding: dict, points=None, labels=None, boxes=None, masks=None, multimask_output=True):
         """Prompt encoder + mask decoder for ``n`` objects of one image.
@@ -428,9 +428,15 @@ class MaskGenerationPipeline(Pipeline):
         ``points`` ``(n, P, 2)`` / ``labels`` ``(n, P)`` / ``boxes`` ``(n, 4)`` in model coordinates, ``masks``
         ``(n, h, w)`` low-resolution logits. Returns ``(logits (n, k, h, w) float32, iou (n, k) float32)``.
 
-        Objects are decoded at most :attr:`decoder_chunk` at a time: the decoder repeats the image features
-        for every object (about 40 MB per object at 1024x1024 input), and objects never interact.
+        SAM 2-family models without mask prompts go through :mod:`sam2_pipelines.fast_decoder` (nothing
+        repeated per object). Otherwise objects are decoded at most :attr:`decoder_chunk` at a time: the
+        model's decoder repeats the image features for every object (about 40 MB per object at 1024x1024
+        input), and objects never interact.
         """
+        if masks is None and fast_decoder.supports(self.model):
+            decoded = self._decode_fast(embedding, points, labels, boxes)
+            logits, scores = fast_decoder.select_outputs(decoded.masks(), decoded.iou_scores, multimask_output, self.model.mask_decoder)
+            return logits.float(), scores.float()
         n = next(len(v) for v in (points, boxes, masks) if v is not None)
         if n > self.decoder_chunk:
             parts = [
@@ -444,12 +450,28 @@ class MaskGenerationPipeline(Pipeline):
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         return self._decode_objects(embedding, points, labels, boxes, masks, multimask_output)
 
+    def _decode_fast(self, embedding: dict, points=None, labels=None, boxes=None) -> fast_decoder.Decoded:
+        """The two-way transformer for ``n`` objects of one image; mask logits on request (``.masks(rows)``).
+
+        What every object shares is computed once per image and kept in ``embedding["context"]``.
+        """
+        context = embedding.get("context")
+        if context is None:
+            context = embedding["context"] = fast_decoder.ImageContext(self.model, embedding["image_embeddings"])
+        dtype = self.model.dtype
+        return fast_decoder.decode(
+            context,
+            None if points is None else points.to(self.device, dtype),
+            None if labels is None else labels.to(self.device),
+            None if boxes is None else boxes.to(self.device, dtype),
+        )
+
     def _decode_objects(self, embedding: dict, points, labels, boxes, masks, multimask_output):
         """One decoder pass over all the given objects (see :meth:`_decode`)."""
         dtype = self.model.dtype
         if masks is None:
             # all objects share the image: (1 image, n objects)
-            kwargs = dict(embedding)
+            kwargs = {key: value for key, value in embedding.items() if key != "context"}
             if points is not None:
                 kwargs["input_points"] = points[None].to(self.device, dtype)
                 kwargs["input_labels"] = labels[None].to(self.device)
@@ -577,11 +599,7 @@ class MaskGenerationPipeline(Pipeline):
         points = torch.as_tensor(points, dtype=torch.float32)
         in_points = self._to_model_coords(points, crop_hw, resized_hw)
         in_labels = torch.ones(len(in_points), dtype=torch.long)
-        low_res, iou_preds = self._decode(embedding, in_points[:, None, :], in_labels[:, None], multimask_output=opts["multimask_output"])
-        k = low_res.shape[1]
-        low_res = low_res.flatten(0, 1)
-        iou_preds = iou_preds.flatten(0, 1)
-        points = points.repeat_interleave(k, dim=0)
+        low_res, iou_preds, points = self._candidates(embedding, in_points[:, None, :], in_labels[:, None], points, opts)
         if opts["use_m2m"]:
             low_res, iou_preds = self._refine_with_m2m(embedding, self._to_model_coords(points, crop_hw, resized_hw), low_res, opts)
         if opts["pred_iou_thresh"] > 0.0:
@@ -616,6 +634,28 @@ class MaskGenerationPipeline(Pipeline):
                 "rles": [],
             }
         return {key: (value if key == "rles" else torch.cat(value)) for key, value in out.items()}
+
+    def _candidates(self, embedding, in_points, in_labels, points, opts):
+        """Decode one batch of grid points; return ``(low-res logits, predicted IoU, point)`` per candidate mask.
+
+        Candidates are the point's masks in point-major order. With the fast decoder, single-pass multimask
+        output and no m2m refinement, the IoU threshold is applied before any mask is computed (as Meta
+        filters on the predicted IoU first): only candidates above it are returned, and only their points'
+        masks are upscaled. Otherwise every candidate is returned and filtered by the caller.
+        """
+        multimask = opts["multimask_output"]
+        if fast_decoder.supports(self.model) and multimask and not opts["use_m2m"]:
+            decoded = self._decode_fast(embedding, in_points, in_labels)
+            iou_preds = decoded.iou_scores[:, 1:].float()
+            keep = iou_preds > opts["pred_iou_thresh"]
+            rows = torch.nonzero(keep.any(dim=1)).flatten()
+            low_res = decoded.masks(rows)[:, 1:].float()
+            keep = keep[rows]
+            points = points[rows].repeat_interleave(iou_preds.shape[1], dim=0)[keep.flatten()]
+            return low_res[keep], iou_preds[rows][keep], points
+        low_res, iou_preds = self._decode(embedding, in_points, in_labels, multimask_output=multimask)
+        k = low_res.shape[1]
+        return low_res.flatten(0, 1), iou_preds.flatten(0, 1), points.repeat_interleave(k, dim=0)
 
     def _refine_with_m2m(self, embedding, in_points, low_res, opts):
         """One refinement step: each point again, with its own previous (clamped) logits as mask prompt."""

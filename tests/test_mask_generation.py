@@ -144,15 +144,23 @@ def test_min_mask_region_area_leaves_no_small_regions(mask_generator, image):
         assert not holes and not islands
 
 
-def test_only_iou_survivors_are_upsampled_and_each_crop_encoded_once(tiny_image_model_dir, image, monkeypatch):
+def test_only_iou_survivors_are_upscaled_and_upsampled_and_each_crop_encoded_once(tiny_image_model_dir, image, monkeypatch):
+    """Masks are computed (decoder upscaling) and upsampled only for candidates above pred_iou_thresh."""
     generator = pipeline("mask-generation", model=tiny_image_model_dir)
-    decoded_ious, upsampled, encoded = [], [], []
-    decode, upsample, encode = generator._decode, generator._upsample, generator._encode
+    decoded_ious, upscaled_rows, surviving_rows, upsampled, encoded = [], [], [], [], []
+    decode_fast, upsample, encode = generator._decode_fast, generator._upsample, generator._encode
 
-    def spy_decode(*args, **kwargs):
-        logits, iou = decode(*args, **kwargs)
-        decoded_ious.append(iou.flatten())
-        return logits, iou
+    def spy_decode_fast(*args, **kwargs):
+        decoded = decode_fast(*args, **kwargs)
+        decoded_ious.append(decoded.iou_scores[:, 1:].flatten())
+        masks = decoded.masks
+
+        def spy_masks(rows=None):
+            upscaled_rows.append(len(rows))
+            return masks(rows)
+
+        decoded.masks = spy_masks
+        return decoded
 
     def spy_upsample(logits, *args):
         upsampled.append(len(logits))
@@ -162,17 +170,19 @@ def test_only_iou_survivors_are_upsampled_and_each_crop_encoded_once(tiny_image_
         encoded.append(len(pixel_values))
         return encode(pixel_values)
 
-    monkeypatch.setattr(generator, "_decode", spy_decode)
+    monkeypatch.setattr(generator, "_decode_fast", spy_decode_fast)
     monkeypatch.setattr(generator, "_upsample", spy_upsample)
     monkeypatch.setattr(generator, "_encode", spy_encode)
     generator(image, points_per_side=4, points_per_batch=5, pred_iou_thresh=0.0, stability_score_thresh=0.0)
     all_ious = torch.cat(decoded_ious)
-    threshold = float(all_ious.median())
-    decoded_ious.clear(), upsampled.clear(), encoded.clear()
+    threshold = float(all_ious.quantile(0.9))
+    decoded_ious.clear(), upscaled_rows.clear(), upsampled.clear(), encoded.clear()
     generator(image, points_per_side=4, points_per_batch=5, pred_iou_thresh=threshold, stability_score_thresh=0.0, crop_n_layers=1)
     ious = torch.cat(decoded_ious)
     assert len(decoded_ious) == 4 * 5  # ceil(16 / 5) batches in each of the 5 crops
     assert sum(upsampled) == int((ious > threshold).sum()) < len(ious)
+    points_with_a_survivor = sum(int((batch.view(-1, 3) > threshold).any(dim=1).sum()) for batch in decoded_ious)
+    assert sum(upscaled_rows) == points_with_a_survivor < len(ious) // 3
     assert encoded == [1] * 5  # one encoder pass per crop
 
 
