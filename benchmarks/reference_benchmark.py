@@ -16,10 +16,24 @@ loading too); times exclude model loading but include decoding / preprocessing o
 Thresholds are 0 in the AMG runs so that every candidate mask goes through the full post-processing
 (random weights predict low IoUs: Meta's defaults would filter everything out and time nothing).
 
+AMG workloads (``--workload``):
+
+* ``zero`` (default): a 480x640 synthetic image, 16x16 grid, every threshold at 0 (every candidate goes
+  through upsampling, stability, RLE and NMS);
+* ``standard``: the real photo ``media/truck.jpg`` (1800x1200), Meta's default 32x32 grid,
+  ``points_per_batch=64`` and Meta's default thresholds (what people run over datasets).
+
+``--baseline DIR`` adds a fourth AMG contender, ``before``: this package's pipeline imported from another
+checkout (e.g. ``git worktree add /tmp/before <commit>``), for before/after tables in one run.
+
+Wall and CPU seconds are printed side by side (CPU time is steadier on a shared machine); ``--repeat N``
+measures every contender N times, each in a fresh process, and reports the fastest run.
+
 Usage::
 
-    python benchmarks/reference_benchmark.py            # 16x16 grid on a 480x640 image, 8 frames at 240x320
-    python benchmarks/reference_benchmark.py --quick    # 4x4 grid, 3 frames: a smoke run
+    python benchmarks/reference_benchmark.py                              # zero workload, 8 frames at 240x320
+    python benchmarks/reference_benchmark.py --workload standard --skip video
+    python benchmarks/reference_benchmark.py --quick                      # 4x4 grid, 3 frames: a smoke run
 """
 
 from __future__ import annotations
@@ -35,12 +49,25 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(ROOT))
+#: The checkout whose package is measured (this one, or the --baseline checkout in a "before" child).
+PACKAGE_ROOT = os.environ.get("SAM2P_BENCHMARK_PACKAGE_ROOT", str(ROOT))
+if PACKAGE_ROOT not in sys.path[:1]:  # run from a checkout without installing the package
+    sys.path.insert(0, PACKAGE_ROOT)
 META_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
+SAMPLE_PHOTO = ROOT / "media" / "truck.jpg"
+
+#: Meta's default thresholds (``standard`` workload) and every threshold at 0 (``zero`` workload).
+DEFAULT_THRESHOLDS = dict(pred_iou_thresh=0.8, stability_score_thresh=0.95)
+ZERO_THRESHOLDS = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0)
 
 AMG_CONTENDERS = ("ours", "meta", "transformers")
 VIDEO_CONTENDERS = ("ours", "meta", "transformers")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_mb() -> float:
@@ -62,8 +89,11 @@ def prepare(directory: Path, args) -> dict:
     checkpoint = directory / "sam2.1_hiera_tiny_random.pt"
     torch.save({"model": meta.state_dict()}, checkpoint)
     converted = convert_checkpoint(checkpoint, directory / "converted", kind="video")
-    image = directory / "image.png"
-    Image.fromarray(testing.synthetic_image(args.height, args.width)).save(image)
+    if args.image:
+        image = Path(args.image).resolve()
+    else:
+        image = directory / "image.png"
+        Image.fromarray(testing.synthetic_image(args.height, args.width)).save(image)
     frames = directory / "frames"
     frames.mkdir()
     video = testing.synthetic_frames(args.frames, args.frame_height, args.frame_width)
@@ -93,12 +123,13 @@ def run_amg(which: str, paths: dict, args) -> dict:
     from PIL import Image
 
     image = np.asarray(Image.open(paths["image"]).convert("RGB"))
-    options = dict(points_per_side=args.points_per_side, pred_iou_thresh=0.0, stability_score_thresh=0.0)
-    if which == "ours":
+    thresholds = DEFAULT_THRESHOLDS if args.thresholds == "default" else ZERO_THRESHOLDS
+    options = dict(points_per_side=args.points_per_side, points_per_batch=64, **thresholds)
+    if which in ("ours", "before"):  # "before": PYTHONPATH points at the --baseline checkout
         import sam2_pipelines
 
         generator = sam2_pipelines.pipeline("mask-generation", model=paths["converted"])
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         count = len(generator(image, **options)["records"])
     elif which == "meta":
         from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
@@ -106,7 +137,7 @@ def run_amg(which: str, paths: dict, args) -> dict:
 
         model = build_sam2(META_CONFIG, paths["checkpoint"], device="cpu")
         generator = SAM2AutomaticMaskGenerator(model, **options)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         with torch.inference_mode():
             count = len(generator.generate(image))
     else:
@@ -114,16 +145,10 @@ def run_amg(which: str, paths: dict, args) -> dict:
         from transformers.pipelines.mask_generation import MaskGenerationPipeline as Builtin
 
         generator = pipeline("mask-generation", model=paths["converted"], pipeline_class=Builtin)
-        start = time.perf_counter()
-        outputs = generator(
-            Image.fromarray(image),
-            points_per_crop=args.points_per_side,
-            pred_iou_thresh=0.0,
-            stability_score_thresh=0.0,
-            points_per_batch=64,
-        )
+        start, cpu = time.perf_counter(), cpu_seconds()
+        outputs = generator(Image.fromarray(image), points_per_crop=args.points_per_side, **thresholds, points_per_batch=64)
         count = len(outputs["masks"])
-    return {"seconds": time.perf_counter() - start, "masks": count}
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu, "masks": count}
 
 
 def run_video(which: str, paths: dict, args, num_objects: int) -> dict:
@@ -137,14 +162,14 @@ def run_video(which: str, paths: dict, args, num_objects: int) -> dict:
         import sam2_pipelines
 
         tracker = sam2_pipelines.pipeline("video-object-tracking", model=paths["converted"])
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         results = list(tracker(paths["frames"], prompts=prompts))
         processed = len(results)
     elif which == "meta":
         from sam2.build_sam import build_sam2_video_predictor
 
         predictor = build_sam2_video_predictor(META_CONFIG, paths["checkpoint"], device="cpu")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         with torch.inference_mode():
             state = predictor.init_state(paths["frames"])
             for prompt in prompts:
@@ -157,7 +182,7 @@ def run_video(which: str, paths: dict, args, num_objects: int) -> dict:
 
         model = Sam2VideoModel.from_pretrained(paths["converted"]).eval()
         processor = Sam2VideoProcessor.from_pretrained(paths["converted"])
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         with torch.inference_mode():
             video = [np.asarray(Image.open(path).convert("RGB")) for path in frames]
             session = processor.init_video_session(video=video, inference_device="cpu")
@@ -174,7 +199,7 @@ def run_video(which: str, paths: dict, args, num_objects: int) -> dict:
                 processor.post_process_masks([output.pred_masks], original_sizes=[[args.frame_height, args.frame_width]])
                 processed += 1
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "frames": processed, "fps": processed / seconds}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds() - cpu, "frames": processed, "fps": processed / seconds}
 
 
 def child(args) -> None:
@@ -196,16 +221,26 @@ def child(args) -> None:
 
 
 def measure(kind: str, which: str, paths: dict, args, objects: int = 1) -> dict:
+    """Run one measurement ``--repeat`` times, each in a fresh interpreter; return the fastest run's numbers."""
+    runs = [measure_once(kind, which, paths, args, objects) for _ in range(args.repeat)]
+    best = min(runs, key=lambda run: run["seconds"])
+    best["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
+    return best
+
+
+def measure_once(kind: str, which: str, paths: dict, args, objects: int = 1) -> dict:
     """Run one measurement in a fresh interpreter and return its numbers."""
     command = [
         sys.executable, __file__, "--child", kind, "--which", which, "--paths", json.dumps(paths),
         "--objects", str(objects), "--threads", str(args.threads),
         "--points-per-side", str(args.points_per_side), "--height", str(args.height), "--width", str(args.width),
         "--frames", str(args.frames), "--frame-height", str(args.frame_height), "--frame-width", str(args.frame_width),
+        "--thresholds", args.thresholds,
     ]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), HF_HUB_OFFLINE="1",
-               TRANSFORMERS_VERBOSITY="error", TQDM_DISABLE="1")
-    completed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    package_root = Path(args.baseline).resolve() if which == "before" else ROOT
+    env = dict(os.environ, PYTHONPATH=str(package_root) + os.pathsep + os.environ.get("PYTHONPATH", ""), HF_HUB_OFFLINE="1",
+               TRANSFORMERS_VERBOSITY="error", TQDM_DISABLE="1", SAM2P_BENCHMARK_PACKAGE_ROOT=str(package_root))
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=package_root)
     for line in completed.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
@@ -225,6 +260,13 @@ def print_table(rows: list[tuple], header: tuple) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 4x4 grid, small image, 3 frames")
+    parser.add_argument("--workload", choices=["zero", "standard"], default="zero",
+                        help="AMG workload: 'zero' = 16x16 grid on 480x640, thresholds 0; 'standard' = media/truck.jpg, "
+                             "32x32 grid, Meta's default thresholds")
+    parser.add_argument("--image", help="AMG image (default: a synthetic --height x --width image)")
+    parser.add_argument("--thresholds", choices=["zero", "default"], default="zero", help="AMG thresholds")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per contender (fresh process each); the fastest is reported")
+    parser.add_argument("--baseline", help="a checkout of an earlier version of this package: measured as AMG contender 'before'")
     parser.add_argument("--points-per-side", type=int, default=16)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
@@ -241,24 +283,45 @@ def main(argv=None) -> int:
     if args.child:
         child(args)
         return 0
+    if args.workload == "standard" and not args.child:
+        args.image, args.points_per_side, args.thresholds = str(SAMPLE_PHOTO), 32, "default"
     if args.quick:
         args.points_per_side, args.height, args.width = 4, 120, 160
         args.frames, args.frame_height, args.frame_width = 3, 96, 128
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = prepare(Path(tmp), args)
+        if args.image:
+            from PIL import Image
+
+            with Image.open(args.image) as photo:
+                described = f"{Path(args.image).name} ({photo.height}x{photo.width})"
+        else:
+            described = f"a synthetic {args.height}x{args.width} image"
+        thresholds = "Meta's default thresholds" if args.thresholds == "default" else "thresholds 0"
         print(
-            f"SAM 2.1 hiera-tiny, random weights (seed 1), CPU, {args.threads} torch threads; "
-            f"AMG: {args.points_per_side}x{args.points_per_side} grid on {args.height}x{args.width}, thresholds 0; "
+            f"SAM 2.1 hiera-tiny, random weights (seed 1), CPU, {args.threads} torch threads, fastest of {args.repeat} run(s); "
+            f"AMG: {args.points_per_side}x{args.points_per_side} grid on {described}, points_per_batch 64, {thresholds}; "
             f"video: {args.frames} frames of {args.frame_height}x{args.frame_width}"
         )
         rows = []
         if "amg" not in args.skip:
             amg = {which: measure("amg", which, paths, args) for which in AMG_CONTENDERS}
+            if args.baseline:
+                before = measure("amg", "before", paths, args)
+                rows.append(("AMG seconds / image, this package before (--baseline)", f"{before['seconds']:.1f}", "", "",
+                             f"ours {ratio(before['seconds'], amg['ours']['seconds'])} faster", ""))
+                rows.append(("AMG CPU seconds / image, before", f"{before['cpu_seconds']:.1f}", "", "",
+                             f"ours {ratio(before['cpu_seconds'], amg['ours']['cpu_seconds'])} less", ""))
+                rows.append(("AMG peak RSS MiB, before", f"{before['peak_rss_mb']:.0f}", "", "", "", ""))
             rows.append(("AMG seconds / image (lower is better)",
                          *(f"{amg[w]['seconds']:.1f}" for w in AMG_CONTENDERS),
                          ratio(amg["meta"]["seconds"], amg["ours"]["seconds"]),
                          ratio(amg["transformers"]["seconds"], amg["ours"]["seconds"])))
+            rows.append(("AMG CPU seconds / image",
+                         *(f"{amg[w]['cpu_seconds']:.1f}" for w in AMG_CONTENDERS),
+                         ratio(amg["meta"]["cpu_seconds"], amg["ours"]["cpu_seconds"]),
+                         ratio(amg["transformers"]["cpu_seconds"], amg["ours"]["cpu_seconds"])))
             rows.append(("AMG masks returned", *(str(amg[w]["masks"]) for w in AMG_CONTENDERS), "", ""))
             rows.append(("AMG peak RSS MiB", *(f"{amg[w]['peak_rss_mb']:.0f}" for w in AMG_CONTENDERS),
                          ratio(amg["ours"]["peak_rss_mb"], amg["meta"]["peak_rss_mb"]),

@@ -83,6 +83,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value == 0:
@@ -91,12 +101,14 @@ def _positive_int(text: str) -> int:
 
 
 def _unit_float(text: str) -> float:
+    """A number in [0, 1], written as a decimal (``0.34``) or a fraction (``512/1500``, as the help shows defaults)."""
     try:
-        value = float(text)
-    except ValueError:
+        numerator, _, denominator = text.partition("/")
+        value = float(numerator) / float(denominator) if denominator else float(text)
+    except (ValueError, ZeroDivisionError):
         value = float("nan")
     if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 (e.g. 0.5 or 512/1500), got {text!r}")
     return value
 
 
@@ -177,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--direction", default="forward", choices=("forward", "backward", "both"), help="propagation direction (default: forward)")
     track.add_argument("--start-frame", type=_non_negative_int, default=None, help="frame to start propagating from (default: first prompted frame)")
     track.add_argument("--max-frames", type=_positive_int, default=None, help="propagate over at most this many frames")
-    track.add_argument("--fps", type=float, default=None, help="frame rate of overlay.mp4 (default: the video's)")
+    track.add_argument("--fps", type=_positive_float, default=None, help="frame rate of overlay.mp4, > 0 (default: the video's)")
     track.add_argument("--frame-resize", default="bicubic", choices=("bicubic", "bilinear"),
                        help="frame preprocessing: bicubic = Meta's SAM2VideoPredictor (default), bilinear = transformers' video processor")
 
@@ -205,6 +217,14 @@ def load_pipeline(task: str, model: str, device=None, dtype: str = "float32", pr
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device must be a torch device such as cpu, cuda, cuda:1 or mps; got {device!r}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise CommandError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise CommandError(f"--device {device}: MPS is not available on this machine (use --device cpu)")
     if not progress:
         from transformers.utils import logging as transformers_logging
 
@@ -246,19 +266,19 @@ def _json_ready(value):
 
 def generate_masks(args) -> int:
     """Run ``generate-masks``: one JSON and one overlay PNG per image in ``args.out``."""
-    import numpy as np
     from PIL import Image
 
+    from .images import read_image_file
     from .visualize import overlay_records
 
     paths = [Path(p) for p in args.images]
+    images = {}
     for path in paths:
         if not path.is_file():
             raise CommandError(f"image not found: {path}")
-        try:
-            Image.open(path).close()
-        except OSError as error:
-            raise CommandError(f"{path} is not an image PIL can read: {error}") from error
+        images[path] = read_image_file(path)  # EXIF orientation applied: sizes, masks and overlays agree
+    names = output_names(paths)
+    _check_out_dir(args.out)
     generator = load_pipeline("mask-generation", args.model, args.device, args.dtype, args.progress)
     args.out.mkdir(parents=True, exist_ok=True)
     options = dict(
@@ -278,9 +298,8 @@ def generate_masks(args) -> int:
         output_mode="coco_rle",
     )
     for path in _tqdm(paths, args.progress and len(paths) > 1, desc="images", unit="image"):
-        pil_image = Image.open(path).convert("RGB")
-        image = np.asarray(pil_image)
-        output = generator(pil_image, progress=args.progress, **options)
+        image = images.pop(path)
+        output = generator(image, progress=args.progress, **options)
         records = output["records"]
         document = {
             "image": {"file_name": path.name, "height": image.shape[0], "width": image.shape[1]},
@@ -288,10 +307,53 @@ def generate_masks(args) -> int:
             "options": options,
             "annotations": [_json_ready(record) for record in records],
         }
-        (args.out / f"{path.stem}.json").write_text(json.dumps(document))
-        Image.fromarray(overlay_records(image, records)).save(args.out / f"{path.stem}_overlay.png")
-        print(f"{path}: {len(records)} masks -> {args.out / (path.stem + '.json')}, {args.out / (path.stem + '_overlay.png')}")
+        json_path, overlay_path = args.out / f"{names[path]}.json", args.out / f"{names[path]}_overlay.png"
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(json_path, lambda target: target.write_text(json.dumps(document)))
+        _write_atomically(overlay_path, lambda target: Image.fromarray(overlay_records(image, records)).save(target, format="PNG"))
+        print(f"{path}: {len(records)} masks -> {json_path}, {overlay_path}")
     return 0
+
+
+def output_names(paths: list[Path]) -> dict[Path, str]:
+    """Output name (without suffix) per input image, unique within one run.
+
+    Images of one folder keep their stem (``photo.jpg`` -> ``photo``); images from several folders keep
+    their path below the folders' common parent (``a/img.png`` -> ``a/img``, ``b/img.jpg`` -> ``b/img``).
+    Two inputs that would still share a name (``img.png`` and ``img.jpg`` side by side, or one file given
+    twice) are an error before any work, never a silent overwrite.
+    """
+    resolved = {path: path.resolve() for path in paths}
+    parents = {r.parent for r in resolved.values()}
+    base = Path(os.path.commonpath([str(p) for p in parents])) if len(parents) > 1 else None
+    names: dict[Path, str] = {}
+    seen: dict[str, Path] = {}
+    for path, full in resolved.items():
+        name = full.stem if base is None else full.relative_to(base).with_suffix("").as_posix()
+        if name in seen:
+            raise UsageError(
+                f"{seen[name]} and {path} would both be written as {name}.json in --out; give each image once and "
+                "rename images that differ only in their extension"
+            )
+        seen[name] = path
+        names[path] = name
+    return names
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out must be a directory (it is created if missing); {out} is a file")
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: no partial output file on failure."""
+    temporary = path.with_name(f".{path.name}.partial")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
 
 
 def track(args) -> int:
@@ -308,6 +370,7 @@ def track(args) -> int:
         raise UsageError("track needs at least one --point or --box prompt")
     if not os.path.exists(args.video):
         raise CommandError(f"video not found: {args.video}")
+    _check_out_dir(args.out)
     tracker = load_pipeline("video-object-tracking", args.model, args.device, args.dtype, args.progress)
     video = video_io.open_video(args.video)
     results = tracker(

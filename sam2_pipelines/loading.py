@@ -19,6 +19,9 @@ VIDEO_MODEL_TYPES = {
     "edgetam": "EdgeTamVideoModel",
 }
 
+#: Config model types of image checkpoints (a video model built from one has no trained memory weights).
+IMAGE_MODEL_TYPES = ("sam2", "edgetam")
+
 
 def is_image_model(model) -> bool:
     """True when ``model`` is an image-side SAM-family model handled by our mask-generation pipeline."""
@@ -46,7 +49,18 @@ class AutoModelForVideoObjectTracking:
                 f"video-object-tracking needs a SAM 2-style video model; {pretrained_model_name_or_path!r} has "
                 f"model_type {config.model_type!r}. Accepted model types: {', '.join(sorted(VIDEO_MODEL_TYPES))}."
             )
-        return getattr(transformers, name).from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model, info = getattr(transformers, name).from_pretrained(
+            pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+        )
+        if info.get("missing_keys") and config.model_type in IMAGE_MODEL_TYPES:
+            raise ValueError(
+                f"{pretrained_model_name_or_path!r} is an image-only checkpoint (model_type {config.model_type!r}, no memory "
+                f"weights: {len(info['missing_keys'])} of the video model's weights are missing), so it cannot track "
+                "objects through a video. Use it with 'mask-generation', or give video-object-tracking a video "
+                "checkpoint: a Hub id such as 'facebook/sam2.1-hiera-tiny', a Meta .pt file, or "
+                "'sam2-pipelines convert CKPT OUT --kind video'."
+            )
+        return model
 
 
 #: Which converted model each task builds from a Meta ``.pt`` checkpoint.

@@ -17,6 +17,8 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import numbers
+import os
+import re
 
 import numpy as np
 import torch
@@ -27,6 +29,7 @@ from transformers.pipelines.mask_generation import MaskGenerationPipeline as Bui
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from . import amg, fast_decoder
+from .images import pil_to_rgb, read_image_file
 from .loading import is_image_model
 from .masks import area_rle, batched_mask_to_box, decode_rle, encode_rle_batch, remove_small_regions, rle_to_uncompressed
 from .prompts import normalize_image_prompts, normalize_mask_logits, split_per_image
@@ -50,16 +53,37 @@ AMG_DEFAULTS = {
     "use_m2m": False,
     "multimask_output": True,
     "progress": False,
+    # transformers' built-in pipeline: extra outputs (COCO-uncompressed RLE, XYXY boxes) and the image-loading timeout
+    "output_rle_mask": False,
+    "output_bboxes_mask": False,
+    "timeout": None,
 }
 
 #: Options that also apply in prompted mode.
-PROMPTED_OPTIONS = ("multimask_output", "mask_threshold")
+PROMPTED_OPTIONS = ("multimask_output", "mask_threshold", "timeout")
+
+#: Keywords of transformers' built-in mask-generation pipeline and the option each one is here, so code
+#: written for the built-in keeps working after ``import sam2_pipelines``.
+BUILTIN_ALIASES = {"points_per_crop": "points_per_side", "crops_n_layers": "crop_n_layers", "crops_nms_thresh": "crop_nms_thresh"}
+
+
+def translate_builtin_keywords(options: dict) -> dict:
+    """Rename the built-in pipeline's keywords (:data:`BUILTIN_ALIASES`) to ours; both spellings at once is an error."""
+    options = dict(options)
+    for alias, name in BUILTIN_ALIASES.items():
+        if alias in options:
+            if name in options:
+                raise ValueError(f"{alias} (transformers' name) and {name} mean the same option; give one of them")
+            options[name] = options.pop(alias)
+    return options
 
 #: Prompt keywords of prompted mode.
 PROMPT_KEYS = ("points", "labels", "boxes", "masks")
 
 #: Accepted ``output_mode`` values.
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 #: Upper bound on the number of float32 pixels of upsampled logits held at once (about 128 MB).
 UPSAMPLE_CHUNK_PIXELS = 2**25
@@ -91,17 +115,18 @@ def validate_options(options: dict) -> dict:
 
     need("points_per_side", lambda v: v is None or (_is_int(v) and v >= 1), "a positive int or None (then point_grids is required)")
     need("points_per_batch", lambda v: _is_int(v) and v >= 1, "a positive int")
-    for name in ("pred_iou_thresh", "stability_score_offset", "mask_threshold", "min_mask_region_area"):
+    for name in ("stability_score_offset", "mask_threshold", "min_mask_region_area"):
         need(name, _is_real, "a finite number")
     need("min_mask_region_area", lambda v: v >= 0, "a number >= 0 (an area in original-image pixels)")
-    for name in ("stability_score_thresh", "box_nms_thresh", "crop_nms_thresh"):
+    for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "crop_nms_thresh"):
         need(name, lambda v: _is_real(v) and 0 <= v <= 1, "a number in [0, 1]")
     need("crop_n_layers", lambda v: _is_int(v) and v >= 0, "an int >= 0")
     need("crop_overlap_ratio", lambda v: _is_real(v) and 0 <= v < 1, "a number in [0, 1)")
     need("crop_n_points_downscale_factor", lambda v: _is_int(v) and v >= 1, "an int >= 1")
     need("output_mode", lambda v: v in OUTPUT_MODES, f"one of {', '.join(OUTPUT_MODES)}")
-    for name in ("use_m2m", "multimask_output", "progress"):
+    for name in ("use_m2m", "multimask_output", "progress", "output_rle_mask", "output_bboxes_mask"):
         need(name, lambda v: isinstance(v, (bool, np.bool_)), "True or False")
+    need("timeout", lambda v: v is None or (_is_real(v) and v > 0), "None or a positive number of seconds")
     if options.get("point_grids") is not None:
         grids = options["point_grids"]
         if not isinstance(grids, (list, tuple)) or not grids:
@@ -128,15 +153,23 @@ def resolve_options(given: dict) -> dict:
     elif options["points_per_side"] is None:
         raise ValueError("points_per_side is None, so point_grids (one (N, 2) grid in [0, 1] per crop layer) is required")
     else:
-        grids = amg.build_all_layer_point_grids(
-            options["points_per_side"], options["crop_n_layers"], options["crop_n_points_downscale_factor"]
-        )
+        side, layers, factor = options["points_per_side"], options["crop_n_layers"], options["crop_n_points_downscale_factor"]
+        if int(side / factor**layers) < 1:
+            raise ValueError(
+                f"points_per_side={side} with crop_n_points_downscale_factor={factor} leaves no grid point in crop layer "
+                f"{layers} (points_per_side / factor**layer must be >= 1); lower crop_n_layers or the factor"
+            )
+        grids = amg.build_all_layer_point_grids(side, layers, factor)
     options["layer_grids"] = grids
     return options
 
 
-def load_rgb(image) -> np.ndarray:
-    """Load an image (path, URL, PIL image, or ``(H, W)`` / ``(H, W, 3|4)`` uint8 array) as ``(H, W, 3)`` uint8 RGB."""
+def load_rgb(image, timeout: float | None = None) -> np.ndarray:
+    """Load an image (path, URL, PIL image, or ``(H, W)`` / ``(H, W, 3|4)`` uint8 array) as ``(H, W, 3)`` uint8 RGB.
+
+    Files and PIL images follow :mod:`sam2_pipelines.images` (EXIF orientation applied, 16-bit scaled to
+    8 bits). ``timeout`` bounds the download of a URL (seconds), as in transformers' ``load_image``.
+    """
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     if isinstance(image, np.ndarray):
@@ -144,17 +177,23 @@ def load_rgb(image) -> np.ndarray:
             raise ValueError(
                 f"an image array must be uint8 with shape (H, W), (H, W, 3) or (H, W, 4); got {image.dtype} {image.shape}"
             )
-        from PIL import Image
-
-        image = Image.fromarray(image)
-    try:
-        image = load_image(image)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"could not read the image ({error}); accepted: a path, a URL, a PIL image or a uint8 array") from None
-    array = np.array(image.convert("RGB"))
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"the image is empty (size {array.shape[:2]})")
-    return array
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f"the image is empty (size {image.shape[:2]})")
+        if image.ndim == 2:
+            return np.repeat(image[..., None], 3, axis=-1)
+        return np.ascontiguousarray(image[..., :3])
+    if isinstance(image, os.PathLike) or (isinstance(image, str) and not _URL.match(image)):
+        return read_image_file(image)
+    if isinstance(image, str):
+        try:
+            image = load_image(image, timeout=timeout)
+        except (TypeError, ValueError, OSError) as error:
+            raise ValueError(f"could not read the image at {image!r} ({error})") from None
+    if not hasattr(image, "convert"):
+        raise ValueError(
+            f"could not read the image: got {type(image).__name__}; accepted: a path, a URL, a PIL image or a uint8 array"
+        )
+    return pil_to_rgb(image)
 
 
 #: Projections of the mask decoder's first two-way attention layer whose input is the image embedding alone
@@ -204,6 +243,33 @@ def shared_input_projections(model):
     finally:
         for handle in handles:
             handle.remove()
+
+
+class _DatasetRows(torch.utils.data.Dataset):
+    """The rows of a ``datasets.Dataset`` as input dicts: its ``image`` column and any prompt columns."""
+
+    def __init__(self, dataset, columns: list[str]):
+        self.dataset, self.columns = dataset, columns
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.dataset[index]
+        return {column: row[column] for column in self.columns}
+
+
+def _dataset_rows(inputs):
+    """A ``datasets.Dataset`` -> its rows as input dicts (``image`` + prompt columns); anything else unchanged."""
+    columns = getattr(inputs, "column_names", None)
+    if not isinstance(columns, list) or not hasattr(inputs, "features"):
+        return inputs
+    if "image" not in columns:
+        raise ValueError(
+            f"a datasets.Dataset given to mask-generation needs an 'image' column (got columns {columns}); or pass "
+            "KeyDataset(dataset, 'your_column')"
+        )
+    return _DatasetRows(inputs, ["image"] + [key for key in PROMPT_KEYS if key in columns])
 
 
 def _as_list(items):
@@ -256,6 +322,12 @@ class MaskGenerationPipeline(Pipeline):
                 list with one such entry per image.
             **kwargs: options (see :data:`AMG_DEFAULTS`), ``batch_size``, ``num_workers``.
         """
+        kwargs = translate_builtin_keywords(kwargs)
+        if "batch_size" in kwargs and not (_is_int(kwargs["batch_size"]) and kwargs["batch_size"] >= 1):
+            raise ValueError(f"batch_size must be a positive int (images encoded together), got {kwargs['batch_size']!r}")
+        if isinstance(inputs, collections.abc.Sized) and not isinstance(inputs, (str, dict, np.ndarray, torch.Tensor)) and len(inputs) == 0:
+            raise ValueError("no images to segment: the list / dataset is empty")
+        inputs = _dataset_rows(inputs)
         prompts = {key: kwargs.pop(key) for key in PROMPT_KEYS if key in kwargs}
         prompts = {key: value for key, value in prompts.items() if value is not None}
         if isinstance(inputs, tuple):
@@ -291,7 +363,7 @@ class MaskGenerationPipeline(Pipeline):
         prompts = sorted(set(kwargs) & set(PROMPT_KEYS))
         if prompts:
             raise ValueError(f"prompts ({', '.join(prompts)}) are given when calling the pipeline, not when creating it")
-        options = validate_options(dict(kwargs))
+        options = validate_options(translate_builtin_keywords(kwargs))
         return dict(options), dict(options), dict(options)
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
@@ -324,7 +396,7 @@ class MaskGenerationPipeline(Pipeline):
             image, prompts = inputs["image"], {k: inputs.get(k) for k in PROMPT_KEYS}
         else:
             image, prompts = inputs, {k: None for k in PROMPT_KEYS}
-        image = load_rgb(image)
+        image = load_rgb(image, timeout=options.get("timeout"))
         height, width = image.shape[:2]
         if any(value is not None for value in prompts.values()):
             # automatic-mode options (e.g. set when the pipeline was created) do not apply to prompted images
@@ -342,6 +414,11 @@ class MaskGenerationPipeline(Pipeline):
         crop_boxes, layer_idxs = amg.generate_crop_boxes(
             (height, width), options.get("crop_n_layers", 0), options.get("crop_overlap_ratio", AMG_DEFAULTS["crop_overlap_ratio"])
         )
+        if any(x1 <= x0 or y1 <= y0 for x0, y0, x1, y1 in crop_boxes):
+            raise ValueError(
+                f"crop_n_layers={options.get('crop_n_layers', 0)} cuts this {height}x{width} image into crops of no pixels; "
+                "use fewer crop layers (or a smaller crop_overlap_ratio) for small images"
+            )
         return {"image": image, "crop_boxes": crop_boxes, "layer_idxs": layer_idxs, "prompts": None}
 
     # ------------------------------------------------------------------ model geometry
@@ -365,12 +442,12 @@ class MaskGenerationPipeline(Pipeline):
         """Model-ready pixels of image crops, and the size each crop is resized to inside the model input."""
         image_processor = getattr(self.processor, "image_processor", None) or self.image_processor
         if self._keeps_aspect:
-            encoded = image_processor(images=crops, return_tensors="pt")
+            encoded = image_processor(images=crops, return_tensors="pt", input_data_format="channels_last")
         else:
             # As Meta's SAM2Transforms: scale to [0, 1] first, then resize the float image (resizing uint8
             # pixels rounds them and changes masks near their edges).
             floats = [crop.astype(np.float32) / 255.0 for crop in crops]
-            encoded = image_processor(images=floats, do_rescale=False, return_tensors="pt")
+            encoded = image_processor(images=floats, do_rescale=False, return_tensors="pt", input_data_format="channels_last")
         if "reshaped_input_sizes" in encoded:
             resized = [tuple(int(v) for v in size) for size in encoded["reshaped_input_sizes"]]
         else:
@@ -579,12 +656,20 @@ class MaskGenerationPipeline(Pipeline):
         crop_hw = (y1 - y0, x1 - x0)
         points_scale = np.array(crop_hw)[None, ::-1]
         points_for_image = opts["layer_grids"][item["layer_idxs"][crop_index]] * points_scale
-        batches = []
+        empty = {
+            "boxes": torch.zeros(0, 4, dtype=torch.long),
+            "iou_preds": torch.zeros(0),
+            "points": torch.zeros(0, 2),
+            "stability_score": torch.zeros(0),
+        }
+        batches = []  # only batches with survivors: many small empty results would fragment the heap
         for batch in amg.batch_ranges(len(points_for_image), opts["points_per_batch"]):
-            batches.append(self._process_batch(embedding, points_for_image[batch], crop_hw, crop_box, item["image"].shape[:2], resized_hw, opts))
+            result = self._process_batch(embedding, points_for_image[batch], crop_hw, crop_box, item["image"].shape[:2], resized_hw, opts)
+            if result["rles"]:
+                batches.append(result)
             if progress is not None:
                 progress.update(1)
-        data = {key: torch.cat([b[key] for b in batches]) for key in ("boxes", "iou_preds", "points", "stability_score")}
+        data = {key: torch.cat([empty[key]] + [b[key] for b in batches]) for key in empty}
         data["rles"] = [rle for b in batches for rle in b["rles"]]
         keep = amg.box_nms(data["boxes"], data["iou_preds"], opts["box_nms_thresh"])
         data = _filter(data, keep)
@@ -604,17 +689,17 @@ class MaskGenerationPipeline(Pipeline):
             low_res, iou_preds = self._refine_with_m2m(embedding, self._to_model_coords(points, crop_hw, resized_hw), low_res, opts)
         if opts["pred_iou_thresh"] > 0.0:
             keep = iou_preds > opts["pred_iou_thresh"]
-            low_res, iou_preds, points = low_res[keep], iou_preds[keep], points[keep]
+            low_res, iou_preds, points = low_res[keep.to(low_res.device)], iou_preds[keep], points[keep]
 
         out = {"boxes": [], "iou_preds": [], "points": [], "stability_score": [], "rles": []}
         chunk = max(1, UPSAMPLE_CHUNK_PIXELS // (crop_hw[0] * crop_hw[1]))
         for part in amg.batch_ranges(len(low_res), chunk):
             logits = self._upsample(low_res[part], crop_hw, resized_hw)
-            stability = amg.calculate_stability_score(logits, opts["mask_threshold"], opts["stability_score_offset"])
+            stability = amg.calculate_stability_score(logits, opts["mask_threshold"], opts["stability_score_offset"]).cpu()
             keep = torch.ones(len(logits), dtype=torch.bool)
             if opts["stability_score_thresh"] > 0.0:
                 keep = stability >= opts["stability_score_thresh"]
-            masks = logits[keep] > opts["mask_threshold"]
+            masks = (logits[keep.to(logits.device)] > opts["mask_threshold"]).cpu()  # boxes and RLE on the CPU
             del logits
             boxes = batched_mask_to_box(masks)
             keep_edge = ~amg.is_box_near_crop_edge(boxes, crop_box, [0, 0, orig_w, orig_h])
@@ -646,16 +731,16 @@ class MaskGenerationPipeline(Pipeline):
         multimask = opts["multimask_output"]
         if fast_decoder.supports(self.model) and multimask and not opts["use_m2m"]:
             decoded = self._decode_fast(embedding, in_points, in_labels)
-            iou_preds = decoded.iou_scores[:, 1:].float()
+            iou_preds = decoded.iou_scores[:, 1:].float().cpu()  # filters and points live on the CPU
             keep = iou_preds > opts["pred_iou_thresh"]
             rows = torch.nonzero(keep.any(dim=1)).flatten()
             low_res = decoded.masks(rows)[:, 1:].float()
             keep = keep[rows]
             points = points[rows].repeat_interleave(iou_preds.shape[1], dim=0)[keep.flatten()]
-            return low_res[keep], iou_preds[rows][keep], points
+            return low_res[keep.to(low_res.device)], iou_preds[rows][keep], points
         low_res, iou_preds = self._decode(embedding, in_points, in_labels, multimask_output=multimask)
         k = low_res.shape[1]
-        return low_res.flatten(0, 1), iou_preds.flatten(0, 1), points.repeat_interleave(k, dim=0)
+        return low_res.flatten(0, 1), iou_preds.flatten(0, 1).cpu(), points.repeat_interleave(k, dim=0)
 
     def _refine_with_m2m(self, embedding, in_points, low_res, opts):
         """One refinement step: each point again, with its own previous (clamped) logits as mask prompt."""
@@ -668,7 +753,7 @@ class MaskGenerationPipeline(Pipeline):
             new_iou.append(iou[:, 0])
         if not new_logits:
             return low_res, torch.zeros(0)
-        return torch.cat(new_logits), torch.cat(new_iou)
+        return torch.cat(new_logits), torch.cat(new_iou).cpu()
 
     def _merge_crops(self, crop_results: list[dict], image_size, opts) -> dict:
         """Concatenate crops, remove duplicates across crops (smaller crops win), then small-region removal."""
@@ -706,11 +791,16 @@ class MaskGenerationPipeline(Pipeline):
                     "crop_box": amg.box_xyxy_to_xywh(model_outputs["crop_boxes"][idx].float()),
                 }
             )
-        return {
+        result = {
             "masks": [record["segmentation"] for record in records],
             "scores": np.array([record["predicted_iou"] for record in records], dtype=np.float32),
             "records": records,
         }
+        if options.get("output_rle_mask"):  # transformers' built-in outputs
+            result["rle_mask"] = [rle_to_uncompressed(rle) for rle in model_outputs["rles"]]
+        if options.get("output_bboxes_mask"):
+            result["bounding_boxes"] = model_outputs["boxes"].reshape(-1, 4).clone()
+        return result
 
 
 def _filter(data: dict, keep: torch.Tensor) -> dict:

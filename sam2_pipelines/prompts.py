@@ -36,10 +36,26 @@ CLICK_LABELS = (NEGATIVE, POSITIVE)
 ALL_LABELS = (PADDING, NEGATIVE, POSITIVE, BOX_TOP_LEFT, BOX_BOTTOM_RIGHT)
 
 
-def _to_numpy(value, name: str) -> np.ndarray:
-    """Turn nested lists / numpy arrays / torch tensors into a float64 numpy array, or raise ValueError."""
+def _to_numpy(value, name: str, allow_bool: bool = False) -> np.ndarray:
+    """Turn nested lists / numpy arrays / torch tensors of numbers into a float64 numpy array, or raise ValueError.
+
+    Text (``"1"``) is never read as a number, and booleans only where ``allow_bool`` (binary masks).
+    """
     if hasattr(value, "detach"):  # torch tensor
         value = value.detach().cpu().numpy()
+    try:
+        raw = np.asarray(value)
+    except (ValueError, TypeError):
+        raw = None
+    if raw is not None:
+        kinds = {raw.dtype.kind} if raw.dtype != object else {np.asarray(v).dtype.kind for v in raw.flat}
+        if kinds & {"U", "S", "O"}:
+            raise ValueError(f"{name} must hold numbers, not text or other objects; got {value!r}")
+        if "b" in kinds and not allow_bool:
+            raise ValueError(
+                f"{name} must hold numbers, got booleans"
+                + (" (mask prompts are low-resolution logits: the 'logits' output of a previous call)" if name == "masks" else "")
+            )
     try:
         array = np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError) as error:
@@ -293,7 +309,7 @@ def normalize_binary_mask(mask, image_size) -> np.ndarray:
     ``(H, W)`` must equal ``image_size``. Returns a bool ``(H, W)`` array.
     """
     height, width = check_image_size(image_size)
-    array = _to_numpy(mask, "mask")
+    array = _to_numpy(mask, "mask", allow_bool=True)
     while array.ndim > 2 and array.shape[0] == 1:
         array = array[0]
     if array.shape != (height, width):

@@ -105,7 +105,13 @@ class TrackingSession:
       frame, before or after propagation; each returns that object's result on that frame;
     * ``propagate(direction=..., start_frame=..., max_frames=..., output=...)``: iterate per-frame results;
     * ``remove_object(obj_id)``, ``reset()``;
-    * streaming: ``push_frame(frame, prompts=None)`` appends a frame and returns its result.
+    * streaming: ``push_frame(frame, prompts=None)`` appends a frame and returns its result;
+    * ``close()`` (or ``with tracker.session(video) as session:``) releases the video file it opened.
+
+    A ``propagate()`` iterator belongs to the session's state when it starts: once the session changes
+    (another ``propagate()`` starts, a prompt is added, an object removed, ``reset()``, ``push_frame``,
+    ``close()``), taking the next result from the older iterator raises ``ValueError`` saying so; start a
+    new ``propagate()``. Results already taken stay valid.
 
     Every result is ``{"frame_idx": int, "object_ids": [ids], "masks": bool (objects, 1, H, W) or list of
     COCO RLE dicts, "scores": float32 (objects,)}`` where a score is the model's probability that the
@@ -139,6 +145,9 @@ class TrackingSession:
         self._prune_memory = prune_memory
         self._streaming = video is None
         self._source: FrameSource | None = None if video is None else open_video(video)
+        self._owns_source = video is not None and not isinstance(video, FrameSource)  # closed by close()
+        self._closed = False
+        self._epoch = 0  # bumped by every change of the session; a propagate() iterator runs in one epoch
         self._height = None if video is None else self._source.height
         self._width = None if video is None else self._source.width
         self._pushed = 0  # streamed frames so far
@@ -396,6 +405,7 @@ class TrackingSession:
     def remove_object(self, obj_id: int) -> None:
         """Forget object ``obj_id``: its prompts, memories and results. Other objects are unaffected."""
         removed = self._known_index(obj_id)
+        self._change()
         state = self._state
         old_ids = list(state.obj_ids)
         keep = [i for i in range(len(old_ids)) if i != removed]
@@ -407,8 +417,35 @@ class TrackingSession:
             for container, values in zip(containers, moved):
                 container[new_idx] = values[new_idx]
 
+    def close(self) -> None:
+        """Release the video file the session opened (a :class:`FrameSource` given by the caller stays open).
+
+        Any later call on the session raises ``ValueError``; closing twice is fine.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._epoch += 1
+        if self._owns_source and self._source is not None:
+            self._source.close()
+        self._state.reset_inference_session()
+        self._drop_tracked()
+
+    def __enter__(self) -> TrackingSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _change(self) -> None:
+        """Mark a change of the session: refuses a closed session and makes running iterators stale."""
+        if self._closed:
+            raise ValueError("this tracking session is closed; open a new one with tracker.session(video)")
+        self._epoch += 1
+
     def reset(self) -> None:
         """Forget every object, prompt and memory (the video stays open)."""
+        self._change()
         self._state.reset_inference_session()
         self._drop_tracked()
         self._resume = None
@@ -454,6 +491,7 @@ class TrackingSession:
         decoded together with the object's latest mask logits on the frame. The output waits among the
         pending outputs until the next propagation (or pushed frame) makes it a conditioning frame.
         """
+        self._change()
         state = self._state
         outputs = state.output_dict_per_obj[obj_idx]
         pending = outputs.setdefault(PENDING, {})
@@ -566,8 +604,14 @@ class TrackingSession:
         else:
             binary = np.zeros((0, 1, self._height, self._width), dtype=bool)
             probs = np.zeros((0,), dtype=np.float32)
-        result_masks = [encode_rle(m[0]) for m in binary] if output == "rle" else binary
-        return {"frame_idx": int(frame), "object_ids": [int(i) for i in obj_ids], "masks": result_masks, "scores": probs.astype(np.float32)}
+        if output == "rle":  # plain Python values throughout: json.dumps(result) works
+            return {
+                "frame_idx": int(frame),
+                "object_ids": [int(i) for i in obj_ids],
+                "masks": [encode_rle(m[0]) for m in binary],
+                "scores": [float(p) for p in probs],
+            }
+        return {"frame_idx": int(frame), "object_ids": [int(i) for i in obj_ids], "masks": binary, "scores": probs.astype(np.float32)}
 
     # ------------------------------------------------------------------------------------------ memory
 
@@ -649,6 +693,8 @@ class TrackingSession:
 
         Arguments are checked when this is called; frames are tracked as the iterator is consumed.
         """
+        if self._closed:
+            raise ValueError("this tracking session is closed; open a new one with tracker.session(video)")
         if self._streaming:
             raise ValueError("a streaming session has no video to propagate through; use push_frame(frame)")
         check_direction(direction)
@@ -680,6 +726,8 @@ class TrackingSession:
     def _run_passes(self, passes, output, progress) -> Iterator[dict]:
         from tqdm.auto import tqdm
 
+        self._change()
+        epoch = self._epoch
         first_frame, first_reverse = passes[0][0][0], passes[0][1]
         if self._resume != (first_frame, first_reverse):
             self._drop_tracked()
@@ -694,6 +742,11 @@ class TrackingSession:
         try:
             for pass_index, (frames, reverse) in enumerate(passes):
                 for frame in frames:
+                    if self._epoch != epoch:
+                        raise ValueError(
+                            "this propagate() iterator is stale: the session changed after it started (another "
+                            "propagate(), a new prompt, remove_object, reset or close); call propagate() again"
+                        )
                     result = self._track_frame(frame, reverse, output)
                     position = len(self._lineage)
                     self._lineage.append((frame, reverse, segment, pass_index))
@@ -721,6 +774,8 @@ class TrackingSession:
         Returns:
             The frame's result over all objects (``object_ids`` is empty until something is prompted).
         """
+        if self._closed:
+            raise ValueError("this tracking session is closed; open a new one with tracker.session()")
         if not self._streaming:
             raise ValueError("push_frame is for streaming sessions (tracker.session() without a video); use propagate()")
         check_output(output)
@@ -740,6 +795,7 @@ class TrackingSession:
             if prompt["frame"] != index:
                 raise ValueError(f"a prompt passed with streamed frame {index} must be for that frame, got frame {prompt['frame']}")
             checked.append(prompt)
+        self._change()
         self._latest_pixels = self._preprocess(array)
         self._pushed += 1
         self._state.cache.clear_all()

@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from .images import pil_to_rgb, read_image_file
 from .masks import decode_rle
 from .visualize import overlay_video, palette
 
@@ -40,23 +41,15 @@ _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 def to_rgb_frame(frame, where: str = "frame") -> np.ndarray:
     """Turn one frame into a contiguous ``(H, W, 3)`` uint8 RGB array.
 
-    Accepts a PIL image (any mode), a uint8 numpy array or torch tensor shaped ``(H, W, 3)``, ``(H, W, 4)``
+    Files and PIL images follow :mod:`sam2_pipelines.images` (EXIF orientation applied, 16-bit scaled to
+    8 bits). Accepts a PIL image (any mode), a uint8 numpy array or torch tensor shaped ``(H, W, 3)``, ``(H, W, 4)``
     (alpha dropped), ``(H, W)`` / ``(H, W, 1)`` (grey) or channels-first ``(3, H, W)``, or the path of an
     image file. Anything else raises ValueError naming ``where``.
     """
     if isinstance(frame, (str, os.PathLike)):
-        from PIL import Image
-
-        path = Path(frame)
-        if not path.is_file():
-            raise ValueError(f"{where}: image file {str(path)!r} does not exist")
-        try:
-            with Image.open(path) as image:
-                return np.array(image.convert("RGB"))
-        except OSError as error:
-            raise ValueError(f"{where}: could not read image file {str(path)!r}: {error}") from None
+        return read_image_file(frame, where=f"{where}: image file {str(frame)!r}")
     if hasattr(frame, "convert") and hasattr(frame, "size") and not isinstance(frame, np.ndarray):  # PIL image
-        return np.array(frame.convert("RGB"))
+        return pil_to_rgb(frame, where)
     if hasattr(frame, "detach"):  # torch tensor
         frame = frame.detach().cpu().numpy()
     if not isinstance(frame, np.ndarray):
@@ -361,25 +354,44 @@ def _result_size(result: dict):
     return None
 
 
-def label_map(result: dict, size=None) -> np.ndarray:
-    """Combine one frame's object masks into an ``(H, W)`` uint8 map whose pixel values are object ids.
+def label_map(result: dict, size=None, values: dict | None = None) -> np.ndarray:
+    """Combine one frame's object masks into an ``(H, W)`` uint8 map of pixel values.
 
-    Where objects overlap, the object with the higher score wins. Object ids must be in 1..255.
+    The pixel value of an object is its id (ids must then be in 1..255), or ``values[obj_id]`` when a
+    mapping is given. Where objects overlap, the object with the higher score wins.
     """
     size = _result_size(result) or size
     if size is None:
         raise ValueError("cannot tell the frame size of a result without masks; pass size=(H, W)")
     ids = [int(i) for i in result["object_ids"]]
-    for obj_id in ids:
-        if not 1 <= obj_id <= 255:
-            raise ValueError(f"palette PNGs store object ids 1..255 as pixel values; object id {obj_id} does not fit")
+    if values is None:
+        for obj_id in ids:
+            if not 1 <= obj_id <= 255:
+                raise ValueError(
+                    f"palette PNGs store object ids 1..255 as pixel values; object id {obj_id} does not fit (give "
+                    "write_palette_pngs a list of results: it then maps ids to pixel values and writes object_ids.json)"
+                )
+        values = {obj_id: obj_id for obj_id in ids}
     masks = result_masks(result)
     scores = result.get("scores")
     order = range(len(ids)) if scores is None else np.argsort(np.asarray(scores, dtype=np.float64), kind="stable")
     labels = np.zeros(size, dtype=np.uint8)
     for k in order:
-        labels[masks[k]] = ids[k]
+        labels[masks[k]] = values[ids[k]]
     return labels
+
+
+def palette_values(results: list[dict]) -> dict[int, int] | None:
+    """Pixel value per object id for palette PNGs: ``None`` (value = id) when every id is in 1..255.
+
+    Otherwise the ids, sorted, get the values 1, 2, 3, ... (at most 255 objects fit in a palette PNG).
+    """
+    ids = sorted({int(i) for result in results for i in result["object_ids"]})
+    if not ids or (ids[0] >= 1 and ids[-1] <= 255):
+        return None
+    if len(ids) > 255:
+        raise ValueError(f"palette PNGs hold at most 255 objects per video, got {len(ids)}")
+    return {obj_id: value for value, obj_id in enumerate(ids, start=1)}
 
 
 def _save_palette_png(labels: np.ndarray, path: Path) -> None:
@@ -401,18 +413,27 @@ def write_palette_pngs(results: Iterable[dict], out_dir: str | os.PathLike, per_
             object, ``out_dir/<obj_id>/<frame:05d>.png``, each PNG holding that object alone.
 
     The PNGs are indexed ("P" mode) with the DAVIS / PASCAL VOC palette, so object ``k`` shows in colour
-    ``palette()[k]`` and ``np.array(Image.open(path))`` gives back the ids.
+    ``palette()[k]`` and ``np.array(Image.open(path))`` gives back the ids. Ids outside 1..255 (0, or
+    above 255) need ``results`` as a list: the ids then get the pixel values 1, 2, ... in sorted order,
+    and ``out_dir/object_ids.json`` maps each pixel value back to its object id.
     """
+    values = palette_values(results) if isinstance(results, (list, tuple)) else None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    if values is not None:
+        import json
+
+        mapping = out_dir / "object_ids.json"
+        mapping.write_text(json.dumps({"pixel_value_to_object_id": {str(v): k for k, v in values.items()}}, indent=1))
+        written.append(mapping)
     size = None
     for result in results:
         size = _result_size(result) or size
         frame_idx = int(result["frame_idx"])
         if per_object:
             for obj_id, mask in zip(result["object_ids"], result_masks(result)):
-                single = label_map({"object_ids": [obj_id], "masks": [mask]})
+                single = label_map({"object_ids": [obj_id], "masks": [mask]}, values=values)
                 folder = out_dir / str(int(obj_id))
                 folder.mkdir(exist_ok=True)
                 path = folder / f"{frame_idx:05d}.png"
@@ -420,7 +441,7 @@ def write_palette_pngs(results: Iterable[dict], out_dir: str | os.PathLike, per_
                 written.append(path)
         else:
             path = out_dir / f"{frame_idx:05d}.png"
-            _save_palette_png(label_map(result, size), path)
+            _save_palette_png(label_map(result, size, values), path)
             written.append(path)
     return written
 

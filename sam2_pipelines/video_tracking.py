@@ -15,6 +15,7 @@ import torch
 from transformers import Pipeline
 from transformers.utils import logging
 
+from .loading import is_video_model
 from .frame_pixels import DEFAULT_FRAME_RESIZE, check_frame_resize
 from .prompts import check_int
 from .session import TrackingSession, check_direction, check_output
@@ -90,6 +91,14 @@ def is_multi_video(inputs) -> bool:
     return isinstance(inputs, (list, tuple)) and len(inputs) > 0 and isinstance(inputs[0], dict)
 
 
+def _closing(session, results):
+    """Yield ``results``, then close ``session`` (also when the consumer stops early or fails)."""
+    try:
+        yield from results
+    finally:
+        session.close()
+
+
 class VideoObjectTrackingPipeline(Pipeline):
     """Track prompted objects through a video with ``Sam2VideoModel`` or ``EdgeTamVideoModel``.
 
@@ -116,6 +125,14 @@ class VideoObjectTrackingPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if not is_video_model(self.model) or not hasattr(self.processor, "video_processor"):
+            raise ValueError(
+                f"video-object-tracking needs a SAM 2-style video model (Sam2VideoModel, EdgeTamVideoModel) and its "
+                f"video processor; got {type(self.model).__name__} with {type(self.processor).__name__}. An image-only "
+                "checkpoint (no memory weights) works with 'mask-generation'; for tracking use a video checkpoint: a "
+                "Hub id such as 'facebook/sam2.1-hiera-tiny', a Meta .pt file, or "
+                "'sam2-pipelines convert CKPT OUT --kind video'."
+            )
         # Pipeline.__init__ takes batch_size / num_workers aside; check them at creation too
         check_num_workers(self._num_workers)
         if self._batch_size is not None:
@@ -224,15 +241,20 @@ class VideoObjectTrackingPipeline(Pipeline):
             results = self._track_stream(video, list(prompts), options)
         else:
             session = self.session(video, frame_resize=options["frame_resize"], batch_size=batch_size)
-            for prompt in prompts:
-                session.add_prompt(prompt)
-            results = session.propagate(
-                direction=options["direction"],
-                start_frame=options["start_frame"],
-                max_frames=options["max_frames"],
-                output=options["output"],
-                progress=options["progress"],
-            )
+            try:
+                for prompt in prompts:
+                    session.add_prompt(prompt)
+                results = session.propagate(
+                    direction=options["direction"],
+                    start_frame=options["start_frame"],
+                    max_frames=options["max_frames"],
+                    output=options["output"],
+                    progress=options["progress"],
+                )
+            except BaseException:
+                session.close()
+                raise
+            results = _closing(session, results)
         return results if options["stream"] else list(results)
 
     def _track_stream(self, frames, prompts: list, options: dict):

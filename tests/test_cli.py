@@ -89,7 +89,7 @@ def test_missing_files_are_reported(tmp_path, capsys):
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
     assert cli.main(["generate-masks", str(text), "--out", str(tmp_path)]) == 1
-    assert "is not an image" in capsys.readouterr().err
+    assert "could not read image file" in capsys.readouterr().err
     assert cli.main(["track", str(tmp_path / "nope.mp4"), "--point", "1,1", "--out", str(tmp_path)]) == 1
     assert "video not found" in capsys.readouterr().err
     assert cli.main(["convert", str(tmp_path / "nope.pt"), str(tmp_path / "out")]) == 1

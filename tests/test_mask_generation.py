@@ -217,7 +217,7 @@ def test_options_at_construction(tiny_image_model_dir, image, loose_output):
     generator = pipeline("mask-generation", model=tiny_image_model_dir, **LOOSE)
     out = generator(image)
     assert [r["bbox"] for r in out["records"]] == [r["bbox"] for r in loose_output["records"]]
-    assert len(generator(image, pred_iou_thresh=2.0)["records"]) == 0
+    assert len(generator(image, pred_iou_thresh=1.0)["records"]) == 0
     # automatic-mode options set at construction do not get in the way of prompts
     assert generator(image, points=[[[50, 40]]], labels=[[1]])["masks"].shape == (1, 3, 120, 160)
 
@@ -400,12 +400,14 @@ def test_sam1_model(tiny_sam1_model_dir, image):
         _check_record(record, *image.shape[:2])
 
 
-def test_shared_input_projections_give_the_same_numbers(mask_generator, image):
-    """Projecting the shared first-layer image input once gives exactly the per-object results."""
+def test_shared_input_projections_give_the_same_numbers(tiny_sam1_model_dir, image):
+    """Models outside the fast decoder (SAM 1): projecting the shared first-layer input once changes nothing."""
     import contextlib
 
-    from sam2_pipelines import mask_generation
+    from sam2_pipelines import fast_decoder, mask_generation
 
+    mask_generator = pipeline("mask-generation", model=tiny_sam1_model_dir)
+    assert not fast_decoder.supports(mask_generator.model)
     pixel_values, resized = mask_generator._pixel_values([image])
     with torch.no_grad():
         embedding = mask_generator._encode(pixel_values)[0]
@@ -423,3 +425,32 @@ def test_shared_input_projections_give_the_same_numbers(mask_generator, image):
     # the hooks are gone afterwards
     layer = mask_generator.model.mask_decoder.transformer.layers[0]
     assert not layer.cross_attn_token_to_image.k_proj._forward_pre_hooks
+
+
+def test_builtin_pipeline_keywords_and_outputs(mask_generator, image):
+    """Keywords of transformers' built-in mask-generation pipeline mean the same here, outputs included."""
+    from pycocotools import mask as mask_utils
+
+    loose = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    ours = mask_generator(image, points_per_side=2, crop_n_layers=1, crop_nms_thresh=0.5, **loose)
+    builtin = mask_generator(
+        image, points_per_crop=2, crops_n_layers=1, crops_nms_thresh=0.5, output_rle_mask=True, output_bboxes_mask=True,
+        timeout=5.0, **loose,
+    )
+    assert len(builtin["masks"]) == len(ours["masks"]) > 0
+    for a, b in zip(ours["masks"], builtin["masks"]):
+        assert np.array_equal(a, b)
+    assert "rle_mask" not in ours and "bounding_boxes" not in ours
+    assert len(builtin["rle_mask"]) == len(builtin["bounding_boxes"]) == len(builtin["masks"])
+    for rle, box, record in zip(builtin["rle_mask"], builtin["bounding_boxes"], builtin["records"]):
+        assert rle["size"] == [120, 160] and all(isinstance(c, int) for c in rle["counts"])
+        decoded = mask_utils.decode(mask_utils.frPyObjects(rle, *rle["size"]))
+        assert np.array_equal(decoded.astype(bool), record["segmentation"])
+        x, y, w, h = record["bbox"]
+        assert box.tolist() == [x, y, x + w, y + h]
+    with pytest.raises(ValueError, match="points_per_crop .*points_per_side"):
+        mask_generator(image, points_per_crop=2, points_per_side=2)
+    with pytest.raises(ValueError, match="timeout"):
+        mask_generator(image, timeout=-1)
+    with pytest.raises(ValueError, match="output_rle_mask"):
+        mask_generator(image, output_rle_mask="yes")

@@ -57,3 +57,11 @@ def test_unhandled_models_keep_the_builtin_pipeline(tiny_image_model_dir):
     processor = AutoProcessor.from_pretrained(tiny_image_model_dir)
     generator = pipeline("mask-generation", model=model, image_processor=image_processor, processor=processor)
     assert type(generator) is Builtin
+
+
+def test_image_checkpoint_is_refused_by_video_tracking(tiny_image_model_dir):
+    """An image-only checkpoint has no memory weights: refused at creation with what to use instead."""
+    from transformers import pipeline
+
+    with pytest.raises(ValueError, match="image-only checkpoint.*mask-generation.*--kind video"):
+        pipeline("video-object-tracking", model=tiny_image_model_dir)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import functools
 import http.server
 import threading
@@ -193,8 +195,17 @@ def test_palette_pngs_round_trip(tmp_path):
     per_object = video_io.write_palette_pngs(results, tmp_path / "objects", per_object=True)
     assert sorted(p.relative_to(tmp_path / "objects").as_posix() for p in per_object) == ["2/00000.png", "2/00001.png", "7/00000.png", "7/00001.png"]
     assert np.array_equal(np.array(Image.open(tmp_path / "objects" / "2" / "00000.png")) == 2, masks[1])
+    # ids outside 1..255: a list of results gets pixel values 1, 2, ... and a mapping file
+    wide = [{**results[0], "object_ids": [7, 300]}]
+    written = video_io.write_palette_pngs(wide, tmp_path / "wide")
+    mapping = json.loads((tmp_path / "wide" / "object_ids.json").read_text())["pixel_value_to_object_id"]
+    assert mapping == {"1": 7, "2": 300} and written[0].name == "object_ids.json"
+    labels = np.array(Image.open(tmp_path / "wide" / "00000.png"))
+    assert np.array_equal(labels == 1, masks[0]) and set(np.unique(labels)) == {0, 1, 2}
+    # an iterator cannot be looked ahead: such ids are an error before the frame is written
     with pytest.raises(ValueError, match="1..255"):
-        video_io.write_palette_pngs([{**results[0], "object_ids": [7, 300]}], tmp_path / "bad")
+        video_io.write_palette_pngs(iter(wide), tmp_path / "bad")
+    assert not list((tmp_path / "bad").glob("*.png"))
 
 
 def test_overlay_video_is_a_real_mp4(tmp_path):

@@ -300,3 +300,69 @@ def test_edgetam_video_model(edgetam_tracker, clip):
     stream = tracker.session()
     assert stream.push_frame(decoded[0], prompts=[{"obj_id": 1, "points": [[20, 24]], "labels": [1]}])["object_ids"] == [1]
     assert stream.push_frame(decoded[1])["masks"].shape == (1, 1, H, W)
+
+
+def test_stale_propagate_iterators_raise_a_clear_error(visible_tracker, clip):
+    """Any call order is safe: an iterator the session has moved past raises ValueError, never a deep error."""
+    session = visible_tracker.session(clip[0])
+    session.add_points(0, 1, [[20, 20]], [1])
+    clean = [r["masks"] for r in session.propagate()]
+
+    first = session.propagate()
+    next(first)
+    second = session.propagate()
+    assert [r["masks"].sum() for r in second] == [m.sum() for m in clean]  # the newer iterator is exact
+    with pytest.raises(ValueError, match="stale"):
+        next(first)
+
+    forward, backward = session.propagate(), session.propagate(direction="backward", start_frame=len(clean) - 1)
+    next(forward)
+    next(backward)
+    with pytest.raises(ValueError, match="stale"):
+        next(forward)
+
+    it = session.propagate()
+    next(it)
+    session.reset()
+    with pytest.raises(ValueError, match="stale"):
+        list(it)
+
+    session.add_points(0, 1, [[20, 20]], [1])
+    it = session.propagate()
+    next(it)
+    session.add_points(2, 1, [[30, 25]], [0])
+    with pytest.raises(ValueError, match="stale"):
+        next(it)
+    assert len(list(session.propagate())) == len(clean)
+
+
+def test_sessions_close_the_video_they_opened(visible_tracker, tmp_path):
+    path = testing.synthetic_video(tmp_path / "clip.mp4", num_frames=4, height=H, width=W)
+    closed = []
+    with visible_tracker.session(str(path)) as session:
+        session._source.close = lambda original=session._source.close: (closed.append(1), original())
+        session.add_points(0, 1, [[20, 20]], [1])
+        assert len(list(session.propagate())) == 4
+    assert closed == [1]
+    with pytest.raises(ValueError, match="closed"):
+        session.add_points(0, 1, [[20, 20]], [1])
+    with pytest.raises(ValueError, match="closed"):
+        session.propagate()
+    session.close()  # twice is fine
+    assert closed == [1]
+    given = video_io.open_video(str(path))
+    visible_tracker.session(given).close()
+    assert given[0].shape == (H, W, 3)  # a source given by the caller stays open
+    given.close()
+
+
+def test_a_single_call_closes_its_session(visible_tracker, clip, monkeypatch):
+    closed = []
+    original = TrackingSession.close
+    monkeypatch.setattr(TrackingSession, "close", lambda self: (closed.append(1), original(self)))
+    assert len(visible_tracker(clip[0], prompts=[click()])) == len(clip[1])
+    assert closed == [1]
+    stream = visible_tracker(clip[0], prompts=[click()], stream=True)
+    next(stream)
+    stream.close()  # the consumer stops early
+    assert closed == [1, 1]

@@ -24,7 +24,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import argparse
 import json
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -46,20 +45,24 @@ class DemoModels:
         self.model = model
         self.video_model = video_model or model
         self.device = device
+        self._generator = None  # loaded on first use, held by this instance only
+        self._tracker = None
 
-    @lru_cache(maxsize=None)
     def generator(self):
         """The ``mask-generation`` pipeline."""
-        from ..cli import load_pipeline
+        if self._generator is None:
+            from ..cli import load_pipeline
 
-        return load_pipeline("mask-generation", self.model, self.device)
+            self._generator = load_pipeline("mask-generation", self.model, self.device)
+        return self._generator
 
-    @lru_cache(maxsize=None)
     def tracker(self):
         """The ``video-object-tracking`` pipeline."""
-        from ..cli import load_pipeline
+        if self._tracker is None:
+            from ..cli import load_pipeline
 
-        return load_pipeline("video-object-tracking", self.video_model, self.device)
+            self._tracker = load_pipeline("video-object-tracking", self.video_model, self.device)
+        return self._tracker
 
 
 def _require_image(image):

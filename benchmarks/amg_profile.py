@@ -1,0 +1,238 @@
+"""Where automatic mask generation spends its time: seconds per stage and the share of the FLOP floor reached.
+
+Runs this package's ``mask-generation`` pipeline once on a workload of ``reference_benchmark.py`` (same
+random Meta SAM 2.1 hiera-tiny, seed 1, converted) and prints, per stage, wall seconds, CPU seconds and
+calls:
+
+* image encoder; decoder two-way transformer (prompt encoder included); mask upscaling + hypernetwork;
+* upsampling to the image; stability scores; RLE encoding; NMS; the rest (IoU and crop-edge filters,
+  boxes, records).
+
+It also counts the matrix FLOPs actually executed (``torch.utils.flop_counter``) and those the model's
+own decoder forward needs for the same points (what Meta's and transformers' generators run: every
+point's masks upscaled), measures this machine's sgemm rate, and prints the FLOP floor (executed FLOPs
+at the sgemm rate) next to the measured time.
+
+Usage::
+
+    python benchmarks/amg_profile.py                       # standard workload: truck.jpg, 32x32, default thresholds
+    python benchmarks/amg_profile.py --workload zero       # 16x16 grid on 480x640, thresholds 0
+    python benchmarks/amg_profile.py --points-per-side 8   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import functools
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing the package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.reference_benchmark import (  # noqa: E402
+    DEFAULT_THRESHOLDS,
+    META_CONFIG,
+    SAMPLE_PHOTO,
+    ZERO_THRESHOLDS,
+    cpu_seconds,
+    print_table,
+)
+
+
+def sgemm_rate(threads: int) -> float:
+    """Measured float32 matrix-multiply rate of this machine in FLOP/s (2048x2048 products, best of 5)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * 2048**3 / best
+
+
+class StageTimer:
+    """Wall and CPU seconds and calls per named stage; nested stages are charged to the innermost one."""
+
+    def __init__(self, flops: "FlopCounter"):
+        self.wall = collections.Counter()
+        self.cpu = collections.Counter()
+        self.flops = collections.Counter()
+        self.calls = collections.Counter()
+        self._flop_counter = flops
+        self._stack = []
+
+    def wrap(self, name, function):
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            start, cpu, flops = time.perf_counter(), cpu_seconds(), self._flop_counter.total
+            self._stack.append([0.0, 0.0, 0])
+            try:
+                return function(*args, **kwargs)
+            finally:
+                inner = self._stack.pop()
+                spent = (time.perf_counter() - start, cpu_seconds() - cpu, self._flop_counter.total - flops)
+                self.wall[name] += spent[0] - inner[0]
+                self.cpu[name] += spent[1] - inner[1]
+                self.flops[name] += spent[2] - inner[2]
+                self.calls[name] += 1
+                if self._stack:
+                    for i in range(3):
+                        self._stack[-1][i] += spent[i]
+
+        return timed
+
+
+@contextlib.contextmanager
+def patched(target, name, replacement):
+    original = getattr(target, name)
+    setattr(target, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(target, name, original)
+
+
+def build_model(directory: Path) -> str:
+    import torch
+    from sam2.build_sam import build_sam2
+
+    from sam2_pipelines import convert_checkpoint
+
+    torch.manual_seed(1)
+    meta = build_sam2(META_CONFIG, None, device="cpu")
+    checkpoint = directory / "sam2.1_hiera_tiny_random.pt"
+    torch.save({"model": meta.state_dict()}, checkpoint)
+    return str(convert_checkpoint(checkpoint, directory / "converted", kind="image"))
+
+
+class FlopCounter:
+    """Counts the FLOPs of matrix products, convolutions and attention run while active (no module hooks)."""
+
+    def __init__(self):
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils.flop_counter import flop_registry
+
+        counter = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                out = func(*args, **kwargs)
+                packet = func._overloadpacket
+                if packet in flop_registry:
+                    counter.total += flop_registry[packet](*args, **kwargs, out_val=out)
+                return out
+
+        self.total = 0
+        self._mode = Mode()
+
+    def __enter__(self):
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._mode.__exit__(*exc)
+
+
+def reference_decoder_flops(generator, points: int) -> float:
+    """FLOPs of the model's own decoder forward for ``points`` single-point prompts (every mask upscaled)."""
+    import torch
+
+    model = generator.model
+    size = generator._input_size
+    with torch.no_grad():
+        embeddings = model.get_image_embeddings(torch.zeros(1, 3, size, size))
+        with FlopCounter() as counter:
+            model(image_embeddings=embeddings, input_points=torch.rand(1, 4, 1, 2) * size, input_labels=torch.ones(1, 4, 1, dtype=torch.long))
+    return counter.total / 4 * points
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", choices=["standard", "zero"], default="standard")
+    parser.add_argument("--points-per-side", type=int, help="grid size (default: the workload's)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", help="a converted model directory (default: build the random reference model)")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import torch
+    from PIL import Image
+    import sam2_pipelines
+    from sam2_pipelines import amg, fast_decoder, mask_generation, testing
+
+    torch.set_num_threads(args.threads)
+    if args.workload == "standard":
+        image = np.asarray(Image.open(SAMPLE_PHOTO).convert("RGB"))
+        options = dict(points_per_side=args.points_per_side or 32, points_per_batch=64, **DEFAULT_THRESHOLDS)
+    else:
+        image = testing.synthetic_image(480, 640)
+        options = dict(points_per_side=args.points_per_side or 16, points_per_batch=64, **ZERO_THRESHOLDS)
+    rate = sgemm_rate(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or build_model(Path(tmp))
+        generator = sam2_pipelines.pipeline("mask-generation", model=model)
+        generator(image[:64, :64], points_per_side=1)  # warm-up
+        counter = FlopCounter()
+        timer = StageTimer(counter)
+        stages = [
+            (generator, "_encode", "image encoder"),
+            (fast_decoder, "decode", "decoder two-way transformer"),
+            (fast_decoder.Decoded, "_upscale", "mask upscaling + hypernetwork"),
+            (generator, "_upsample", "upsampling to the image"),
+            (amg, "calculate_stability_score", "stability scores"),
+            (mask_generation, "encode_rle_batch", "RLE encoding"),
+            (amg, "box_nms", "NMS"),
+        ]
+        with contextlib.ExitStack() as stack:
+            for target, name, label in stages:
+                stack.enter_context(patched(target, name, timer.wrap(label, getattr(target, name))))
+            start, cpu = time.perf_counter(), cpu_seconds()
+            with counter:
+                records = generator(image, **options)["records"]
+            total_wall, total_cpu = time.perf_counter() - start, cpu_seconds() - cpu
+        executed = counter.total
+        grid_points = options["points_per_side"] ** 2
+        reference = reference_decoder_flops(generator, grid_points)
+
+    rows = []
+
+    def floor_share(flops, wall):
+        return f"{100 * flops / rate / wall:.0f}%" if flops and wall else ""
+
+    for _, _, label in stages:
+        rows.append((label, f"{timer.wall[label]:.2f}", f"{timer.cpu[label]:.2f}", str(timer.calls[label]),
+                     f"{100 * timer.wall[label] / total_wall:.0f}%", f"{timer.flops[label] / 1e9:.0f}",
+                     floor_share(timer.flops[label], timer.wall[label])))
+    rest_wall = total_wall - sum(timer.wall.values())
+    rest_cpu = total_cpu - sum(timer.cpu.values())
+    rows.append(("rest (filters, boxes, records)", f"{rest_wall:.2f}", f"{rest_cpu:.2f}", "", f"{100 * rest_wall / total_wall:.0f}%", "", ""))
+    rows.append(("total", f"{total_wall:.2f}", f"{total_cpu:.2f}", "", "100%", f"{executed / 1e9:.0f}", floor_share(executed, total_wall)))
+    print(
+        f"mask-generation profile: {args.workload} workload, {options['points_per_side']}x{options['points_per_side']} grid "
+        f"on {image.shape[0]}x{image.shape[1]}, {args.threads} torch threads, {len(records)} records"
+    )
+    print()
+    print_table(rows, ("stage", "wall s", "CPU s", "calls", "share", "GFLOP", "of FLOP floor"))
+    floor = executed / rate
+    print()
+    print(f"sgemm rate (2048^3, {args.threads} threads): {rate / 1e9:.0f} GFLOP/s")
+    print(f"matrix FLOPs executed: {executed / 1e12:.3f} TFLOP -> FLOP floor {floor:.2f} s; "
+          f"reached {100 * floor / total_wall:.0f}% of it (floor / wall)")
+    print(f"the model's own decoder forward for the same {grid_points} points: {reference / 1e12:.3f} TFLOP "
+          f"(+ the encoder) -> floor {reference / rate:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
