@@ -188,7 +188,7 @@ def main(argv=None) -> int:
         stages = [
             (generator, "_encode", "image encoder"),
             (fast_decoder, "decode", "decoder two-way transformer"),
-            (fast_decoder.Decoded, "_upscale", "mask upscaling + hypernetwork"),
+            (fast_decoder, "_upscale", "mask upscaling + hypernetwork"),
             (generator, "_upsample", "upsampling to the image"),
             (amg, "calculate_stability_score", "stability scores"),
             (mask_generation, "encode_rle_batch", "RLE encoding"),

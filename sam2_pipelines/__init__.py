@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 from .convert import convert_checkpoint, load_checkpoint
+from .image_session import ImageSession
 from .loading import AutoModelForVideoObjectTracking, pipeline
 from .mask_generation import MaskGenerationPipeline
 from .registration import register_pipelines
@@ -31,6 +32,7 @@ register_pipelines()
 
 __all__ = [
     "AutoModelForVideoObjectTracking",
+    "ImageSession",
     "MaskGenerationPipeline",
     "VideoObjectTrackingPipeline",
     "convert_checkpoint",

@@ -29,6 +29,10 @@ class CommandError(Exception):
     """A failure to report to the user as one message (no traceback), with exit status 1."""
 
 
+class ModelNotFoundError(CommandError):
+    """The model is neither a local path nor reachable on the Hub (no network, not cached)."""
+
+
 def model_not_found_message(model: str, error: BaseException | None = None) -> str:
     """The one-paragraph explanation printed when ``model`` cannot be loaded from the Hub or disk."""
     reason = f" ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})" if error else ""
@@ -193,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--frame-resize", default="bicubic", choices=("bicubic", "bilinear"),
                        help="frame preprocessing: bicubic = Meta's SAM2VideoPredictor (default), bilinear = transformers' video processor")
 
+    serve_parser = commands.add_parser("serve", parents=[common], help="serve the Gradio demo (click to segment, video tracking)",
+                                       description="Serve the Gradio demo. Both models are loaded before serving, so a model "
+                                       "that cannot be found is reported at once.")
+    serve_parser.add_argument("--video-model", default=None, help="model of the video tab (default: --model)")
+    serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve_parser.add_argument("--port", type=_positive_int, default=7860, help="port to listen on (default: 7860)")
+
     conv = commands.add_parser("convert", help="convert a Meta SAM 2 .pt checkpoint to a save_pretrained directory",
                                description="Convert a checkpoint of Meta's SAM 2 release into a transformers directory.")
     conv.add_argument("checkpoint", metavar="CKPT", type=Path, help="Meta .pt checkpoint")
@@ -236,7 +247,7 @@ def load_pipeline(task: str, model: str, device=None, dtype: str = "float32", pr
         # A local path that exists but is broken is the user's file: say what is wrong with it.
         if is_local:
             raise CommandError(f"could not load {model!r} for {task}: {error}") from error
-        raise CommandError(model_not_found_message(model, error)) from error
+        raise ModelNotFoundError(model_not_found_message(model, error)) from error
     except ValueError as error:  # e.g. a model of another family, or a checkpoint that does not convert
         raise CommandError(f"could not load {model!r} for {task}: {error}") from error
 
@@ -415,7 +426,23 @@ class UsageError(Exception):
     """A bad combination of arguments found after parsing: reported like argparse errors (status 2)."""
 
 
-COMMANDS = {"generate-masks": generate_masks, "track": track, "convert": convert}
+def serve(args) -> int:
+    """Run ``serve``: load both demo models (errors reported now, not at the first click), then serve the app."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise CommandError("serve needs the demo extra: pip install 'sam2-pipelines[demo]'") from None
+    from .demo.app import DemoModels, build_demo, theme
+
+    models = DemoModels(args.model, args.video_model, args.device)
+    models.generator()
+    models.tracker()
+    demo = build_demo(models)
+    demo.queue().launch(server_name=args.host, server_port=args.port, share=False, ssr_mode=False, theme=theme(), footer_links=[])
+    return 0
+
+
+COMMANDS = {"generate-masks": generate_masks, "track": track, "convert": convert, "serve": serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,8 +8,13 @@ short clip of a square moving right. Outputs in ``--out`` (default ``outputs/``)
 * ``sample_video.mp4`` and ``video/masks/*.png`` (palette PNGs), ``video/overlay.mp4``, ``video/tracks.json``.
 
 ``--model`` is a Hub id (default ``facebook/sam2.1-hiera-tiny``), a ``save_pretrained`` directory or a
-Meta ``.pt`` checkpoint; ``--video-model`` overrides it for tracking. When the model cannot be loaded the
-command prints one paragraph saying how to point at local weights, and exits with status 1.
+Meta ``.pt`` checkpoint; ``--video-model`` overrides it for tracking.
+
+When no ``--model`` is given and the default model cannot be reached (no network, not cached), the
+example says so and still runs end to end, on a randomly initialised full-size SAM 2.1 hiera-tiny built
+locally (no download): outputs go to ``image-random-weights/`` and ``video-random-weights/``, and the
+summary says the masks are meaningless and how to point ``--model`` at real weights (exit status 0).
+A ``--model`` that cannot be loaded prints one paragraph saying how to point at local weights (status 1).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ def write_samples(out: Path) -> tuple[Path, Path, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     """Run the example; returns the exit status (0 on success, 1 when the model cannot be loaded, 2 on bad arguments)."""
     parser = argparse.ArgumentParser(prog="sam2_pipelines.example", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=cli.DEFAULT_MODEL, help=f"Hub id, save_pretrained directory or Meta .pt (default: {cli.DEFAULT_MODEL})")
+    parser.add_argument("--model", default=None, help=f"Hub id, save_pretrained directory or Meta .pt (default: {cli.DEFAULT_MODEL})")
     parser.add_argument("--video-model", default=None, help="model for tracking (default: --model)")
     parser.add_argument("--out", default=Path("outputs"), type=Path, help="output directory (default: outputs/)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -54,25 +59,71 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     image_path, video_path, prompts = write_samples(args.out)
-    common = ["--model", args.model] + (["--device", args.device] if args.device else []) + ([] if args.progress else ["--no-progress"])
-    video_common = common.copy()
-    if args.video_model:
-        video_common[1] = args.video_model
+    model = args.model or cli.DEFAULT_MODEL
+    try:
+        run_jobs(args, image_path, video_path, prompts, model, args.video_model or model, suffix="")
+    except cli.ModelNotFoundError as error:
+        if args.model is not None or args.video_model is not None:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(
+            f"The default model {cli.DEFAULT_MODEL!r} cannot be reached (no network access to the Hub and not in the local "
+            "cache). Running the whole example anyway on a randomly initialised full-size SAM 2.1 hiera-tiny built "
+            "locally, so every step runs end to end; its masks are meaningless.",
+            file=sys.stderr,
+        )
+        random_model = random_weights_model(args.out / "random-weights-model")
+        try:
+            run_jobs(args, image_path, video_path, prompts, str(random_model), str(random_model), suffix="-random-weights")
+        except cli.CommandError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(f"outputs written to {args.out.resolve()} (image-random-weights/, video-random-weights/)")
+        print(
+            "NOTE: these masks come from random weights and are meaningless. For real masks run with --model pointing "
+            f"at real weights: a Hub id ({cli.DEFAULT_MODEL}, needs network access), a save_pretrained directory, or a "
+            "Meta checkpoint such as sam2.1_hiera_tiny.pt."
+        )
+        return 0
+    except cli.CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"outputs written to {args.out.resolve()}")
+    return 0
+
+
+def run_jobs(args, image_path: Path, video_path: Path, prompts: list[str], model: str, video_model: str, suffix: str) -> None:
+    """Mask generation on the sample image and tracking on the sample video, into ``image{suffix}`` / ``video{suffix}``."""
+    device = ["--device", args.device] if args.device else []
+    quiet = [] if args.progress else ["--no-progress"]
     jobs = [
-        ["generate-masks", str(image_path), "--out", str(args.out / "image"), "--points-per-side", args.points_per_side, *common],
-        ["track", str(video_path), *prompts, "--out", str(args.out / "video"), *video_common],
+        ["generate-masks", str(image_path), "--out", str(args.out / f"image{suffix}"), "--points-per-side", args.points_per_side,
+         "--model", model, *device, *quiet],
+        ["track", str(video_path), *prompts, "--out", str(args.out / f"video{suffix}"), "--model", video_model, *device, *quiet],
     ]
     parser = cli.build_parser()
     for job in jobs:
         parsed = parser.parse_args(job)
-        try:
-            cli.COMMANDS[parsed.command](parsed)
-        except cli.CommandError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-    print(f"outputs written to {args.out.resolve()}")
-    return 0
+        status = cli.COMMANDS[parsed.command](parsed)
+        if status:
+            raise cli.CommandError(f"{parsed.command} exited with status {status}")
 
+
+def random_weights_model(directory: Path) -> Path:
+    """Save a randomly initialised full-size SAM 2.1 hiera-tiny (video model + processor, built locally) in ``directory``.
+
+    One video checkpoint serves both tasks. Nothing is downloaded; the weights are random (seed 0).
+    """
+    import torch
+    import transformers
+
+    from .convert import SIZES, build_config, build_processor
+
+    torch.manual_seed(0)
+    model = transformers.Sam2VideoModel(build_config(SIZES["tiny"], "video")).eval()
+    model.save_pretrained(directory)
+    build_processor("video").save_pretrained(directory)
+    return directory
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,12 +10,14 @@ weights, but:
   input, the first layer's key/value/query projections of the image tokens, the positional terms of
   every later projection, and the high-resolution features in the layout the upscaling reads;
 * the image-to-token attention of a layer updates each image token by attention over a handful of
-  prompt tokens: per prompt, that update is ``A @ M`` with ``A`` ``(tokens, heads * prompt tokens)`` and
-  ``M = V_h @ W_o,h`` (a few rows), never a full ``(tokens, internal dim)`` attention output;
+  prompt tokens: per prompt, that update is ``W^T @ M`` with softmax weights ``W`` ``(heads * prompt
+  tokens, image tokens)`` and ``M = V_h @ W_o,h`` (a few rows), never a full ``(tokens, internal dim)``
+  attention output followed by the output projection;
 * the projections of a layer that read the same image tokens run as one matrix product;
 * the transposed convolutions of the upscaling are per-pixel matrix products in channels-last order,
-  and mask upscaling runs only for the prompts whose masks are asked for (:meth:`Decoded.masks`), so
-  automatic mask generation can filter on the predicted IoU first, as Meta does, and upscale survivors.
+  and mask upscaling runs only for the prompts whose masks are asked for (``masks_for`` of
+  :func:`decode`), so automatic mask generation can filter on the predicted IoU first, as Meta does,
+  and upscale survivors only.
 
 The numbers are those of the model's own forward up to float rounding (sums taken in another order);
 the parity suite against Meta checks the records. Models whose decoder does not have SAM 2's
@@ -28,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 #: Model classes whose mask decoder has SAM 2's structure (two-way transformer + high-resolution upscaling).
-SUPPORTED_MODELS = ("Sam2Model", "EdgeTamModel", "Sam3TrackerModel")
+SUPPORTED_MODELS = ("Sam2Model", "EdgeTamModel")
 
 
 def supports(model) -> bool:
@@ -55,6 +57,7 @@ class ImageContext:
             them (high-resolution levels first, each with batch size 1).
     """
 
+    @torch.no_grad()
     def __init__(self, model, image_embeddings: list[torch.Tensor]):
         decoder = model.mask_decoder
         transformer = decoder.transformer
@@ -63,7 +66,7 @@ class ImageContext:
         embedding = image_embeddings[-1]
         if embedding.shape[0] != 1:
             raise ValueError(f"ImageContext takes the features of one image, got a batch of {embedding.shape[0]}")
-        _, channels, height, width = embedding.shape
+        height, width = embedding.shape[-2:]
         self.size = (height, width)
         dense = model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
         image = (embedding + dense).flatten(2)[0].transpose(0, 1).contiguous()  # (N, C)
@@ -168,8 +171,9 @@ def _image_to_token(attention, image_queries: torch.Tensor, queries: torch.Tenso
 #: Prompts that go through the two-way transformer and the upscaling together. Small groups keep every
 #: per-prompt tensor (4 MB of image tokens per prompt at 1024x1024 input) in cache-friendly allocations
 #: that the allocator reuses (tensors above glibc's 32 MB mmap threshold are page-faulted in afresh on
-#: every allocation). Measured on a 2-core CPU: 2-4 prompts per group fastest, 8 about 30% slower.
-GROUP = 4
+#: every allocation). Measured on a 2-core CPU with the full-size hiera-tiny: 2 and 4 prompts per group
+#: equally fast, 1 about 10% slower, 8 about 30% slower; 2 peaks about 130 MB lower than 4.
+GROUP = 2
 #: The same on accelerators, where larger batches keep the device busy (not measured here: no GPU).
 ACCELERATOR_GROUP = 64
 
@@ -179,62 +183,56 @@ def group_size(device: torch.device) -> int:
     return GROUP if torch.device(device).type == "cpu" else ACCELERATOR_GROUP
 
 
+def all_rows(iou_scores: torch.Tensor) -> torch.Tensor:
+    """Default ``masks_for`` of :func:`decode`: every prompt's masks."""
+    return torch.ones(len(iou_scores), dtype=torch.bool, device=iou_scores.device)
+
+
 class Decoded:
-    """The decoder's output for ``P`` prompts of one image: scores now, mask logits on request.
+    """The decoder's output for ``P`` prompts of one image.
 
     Attributes:
         iou_scores: ``(P, K)`` predicted IoU of every mask token (token 0 = single-mask output).
         object_score_logits: ``(P, 1)``.
-        mask_tokens: ``(P, K, C)`` the mask tokens after the two-way transformer.
+        mask_rows: ``(R,)`` indices (ascending) of the prompts whose masks were computed.
+        mask_logits: ``(R, K, 4h, 4w)`` low-resolution logits of every mask token of those prompts.
     """
 
-    def __init__(self, context: ImageContext, image_tokens: list[torch.Tensor], mask_tokens, iou_scores, object_score_logits):
-        self.context = context
-        self.group = group_size(context.image.device)
-        self.image_tokens = image_tokens  # per group of `group` prompts: (g, N, C) after the two-way transformer
-        self.mask_tokens = mask_tokens
+    def __init__(self, iou_scores, object_score_logits, mask_rows, mask_logits):
         self.iou_scores = iou_scores
         self.object_score_logits = object_score_logits
+        self.mask_rows = mask_rows
+        self.mask_logits = mask_logits
 
-    def masks(self, rows=None) -> torch.Tensor:
-        """Low-resolution logits ``(len(rows), K, 4h, 4w)`` of every mask token for the prompts ``rows``."""
-        rows = torch.arange(len(self.mask_tokens)) if rows is None else torch.as_tensor(rows, dtype=torch.long).flatten()
-        height, width = self.context.size
-        out = self.mask_tokens.new_empty(len(rows), self.mask_tokens.shape[1], 4 * height, 4 * width)
-        groups = rows // self.group
-        for group in torch.unique(groups).tolist():
-            where = torch.nonzero(groups == group).flatten()
-            tokens = self.image_tokens[group]
-            local = rows[where] - group * self.group
-            if len(local) != len(tokens) or not torch.equal(local, torch.arange(len(tokens))):
-                tokens = tokens[local]
-            out[where] = self._upscale(tokens, self.mask_tokens[rows[where]])
-        return out
 
-    def _upscale(self, image_tokens: torch.Tensor, mask_tokens: torch.Tensor) -> torch.Tensor:
-        """Upscaling convolutions + hypernetwork for ``g`` prompts: ``(g, K, 4h, 4w)`` logits."""
-        ctx, decoder = self.context, self.context.decoder
-        prompts, n = image_tokens.shape[:2]
-        height, width = ctx.size
-        c1, c2 = ctx.channels
-        up = torch.matmul(image_tokens, ctx.up1_weight).add_(ctx.up1_offset)  # (g, N, 4 * c1)
-        norm = decoder.upscale_layer_norm
-        up = decoder.activation(F.layer_norm(up.view(-1, c1), (c1,), norm.weight, norm.bias, norm.eps))
-        up = torch.matmul(up.view(prompts, n * 4, c1), ctx.up2_weight).add_(ctx.up2_offset)  # (g, 4N, 4 * c2)
-        up = decoder.activation(up).view(prompts, n * 16, c2)
-        hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1)
-        masks = torch.bmm(hyper, up.transpose(1, 2))  # (g, K, 16N) in (i, j, a, b, a', b') order
-        k = masks.shape[1]
-        masks = masks.view(prompts, k, height, width, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
-        return masks.reshape(prompts, k, 4 * height, 4 * width)
+def _upscale(context: ImageContext, image_tokens: torch.Tensor, mask_tokens: torch.Tensor) -> torch.Tensor:
+    """Upscaling convolutions + hypernetwork for ``g`` prompts: ``(g, K, 4h, 4w)`` logits."""
+    decoder = context.decoder
+    prompts, n = image_tokens.shape[:2]
+    height, width = context.size
+    c1, c2 = context.channels
+    up = torch.matmul(image_tokens, context.up1_weight).add_(context.up1_offset)  # (g, N, 4 * c1)
+    norm = decoder.upscale_layer_norm
+    up = decoder.activation(F.layer_norm(up.view(-1, c1), (c1,), norm.weight, norm.bias, norm.eps))
+    up = torch.matmul(up.view(prompts, n * 4, c1), context.up2_weight).add_(context.up2_offset)  # (g, 4N, 4 * c2)
+    up = decoder.activation(up).view(prompts, n * 16, c2)
+    hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1)
+    masks = torch.bmm(hyper, up.transpose(1, 2))  # (g, K, 16N) in (i, j, a, b, a', b') order
+    k = masks.shape[1]
+    masks = masks.view(prompts, k, height, width, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
+    return masks.reshape(prompts, k, 4 * height, 4 * width)
 
 
 @torch.no_grad()
-def decode(context: ImageContext, points=None, labels=None, boxes=None) -> Decoded:
-    """Run prompt encoder and two-way transformer for ``P`` prompts of one image.
+def decode(context: ImageContext, points=None, labels=None, boxes=None, masks_for=all_rows) -> Decoded:
+    """Prompt encoder, two-way transformer and (for the prompts ``masks_for`` picks) mask upscaling.
 
     ``points`` ``(P, n, 2)`` and ``labels`` ``(P, n)`` / ``boxes`` ``(P, 4)`` in model input coordinates,
-    as the model's ``input_points`` / ``input_labels`` / ``input_boxes`` for one image.
+    as the model's ``input_points`` / ``input_labels`` / ``input_boxes`` for one image. ``masks_for``
+    receives the ``(g, K)`` predicted IoUs of each group of prompts and returns which of them get their
+    masks computed (bool ``(g,)``); e.g. automatic mask generation asks only for prompts with a mask
+    above ``pred_iou_thresh``. Prompts go through in groups (:func:`group_size`), and a group's image
+    tokens are released once its masks are computed, so memory holds one group's features at a time.
     """
     model, decoder = context.model, context.decoder
     dtype = context.image.dtype
@@ -249,17 +247,28 @@ def decode(context: ImageContext, points=None, labels=None, boxes=None) -> Decod
     sparse = sparse[0]  # (P, S, C)
     output_tokens = torch.cat([decoder.obj_score_token.weight, decoder.iou_token.weight, decoder.mask_tokens.weight])
     tokens = torch.cat([output_tokens.expand(len(sparse), -1, -1), sparse.to(output_tokens.dtype)], dim=1)  # (P, T, C)
-    image_tokens, queries = [], []
+    iou_scores, object_scores, mask_rows, mask_logits = [], [], [], []
     group = group_size(context.image.device)
     for start in range(0, len(tokens), group):
-        group_queries, group_image_tokens = _two_way(context, tokens[start : start + group])
-        queries.append(group_queries)
-        image_tokens.append(group_image_tokens)
-    queries = torch.cat(queries)
-    iou_scores = decoder.iou_prediction_head(queries[:, 1])
-    object_score_logits = decoder.pred_obj_score_head(queries[:, 0])
-    mask_tokens = queries[:, 2 : 2 + decoder.num_mask_tokens]
-    return Decoded(context, image_tokens, mask_tokens, iou_scores, object_score_logits)
+        queries, image_tokens = _two_way(context, tokens[start : start + group])
+        iou = decoder.iou_prediction_head(queries[:, 1])
+        iou_scores.append(iou)
+        object_scores.append(decoder.pred_obj_score_head(queries[:, 0]))
+        chosen = torch.nonzero(masks_for(iou)).flatten()
+        if len(chosen):
+            mask_tokens = queries[chosen, 2 : 2 + decoder.num_mask_tokens]
+            selected = image_tokens if len(chosen) == len(image_tokens) else image_tokens[chosen]
+            mask_logits.append(_upscale(context, selected, mask_tokens))
+            mask_rows.append(chosen + start)
+        del image_tokens
+    height, width = context.size
+    empty = tokens.new_zeros(0, decoder.num_mask_tokens, 4 * height, 4 * width)
+    return Decoded(
+        torch.cat(iou_scores),
+        torch.cat(object_scores),
+        torch.cat(mask_rows) if mask_rows else torch.zeros(0, dtype=torch.long, device=tokens.device),
+        torch.cat(mask_logits) if mask_logits else empty,
+    )
 
 
 def _two_way(context: ImageContext, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -512,7 +512,7 @@ class MaskGenerationPipeline(Pipeline):
         """
         if masks is None and fast_decoder.supports(self.model):
             decoded = self._decode_fast(embedding, points, labels, boxes)
-            logits, scores = fast_decoder.select_outputs(decoded.masks(), decoded.iou_scores, multimask_output, self.model.mask_decoder)
+            logits, scores = fast_decoder.select_outputs(decoded.mask_logits, decoded.iou_scores, multimask_output, self.model.mask_decoder)
             return logits.float(), scores.float()
         n = next(len(v) for v in (points, boxes, masks) if v is not None)
         if n > self.decoder_chunk:
@@ -527,8 +527,8 @@ class MaskGenerationPipeline(Pipeline):
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         return self._decode_objects(embedding, points, labels, boxes, masks, multimask_output)
 
-    def _decode_fast(self, embedding: dict, points=None, labels=None, boxes=None) -> fast_decoder.Decoded:
-        """The two-way transformer for ``n`` objects of one image; mask logits on request (``.masks(rows)``).
+    def _decode_fast(self, embedding: dict, points=None, labels=None, boxes=None, masks_for=fast_decoder.all_rows) -> fast_decoder.Decoded:
+        """The fast decoder for ``n`` objects of one image; masks of the objects ``masks_for`` picks (default all).
 
         What every object shares is computed once per image and kept in ``embedding["context"]``.
         """
@@ -541,6 +541,7 @@ class MaskGenerationPipeline(Pipeline):
             None if points is None else points.to(self.device, dtype),
             None if labels is None else labels.to(self.device),
             None if boxes is None else boxes.to(self.device, dtype),
+            masks_for=masks_for,
         )
 
     def _decode_objects(self, embedding: dict, points, labels, boxes, masks, multimask_output):
@@ -587,14 +588,7 @@ class MaskGenerationPipeline(Pipeline):
         chunk = max(1, len(items))
         for start in range(0, len(tasks), chunk):
             group = tasks[start : start + chunk]
-            crops = []
-            for i, c in group:
-                x0, y0, x1, y1 = items[i]["crop_boxes"][c]
-                crops.append(items[i]["image"][y0:y1, x0:x1])
-            pixel_values, resized = self._pixel_values(crops)
-            embeddings = self._encode(pixel_values)
-            del pixel_values
-            for (i, c), embedding, resized_hw in zip(group, embeddings, resized):
+            for (i, c), (embedding, resized_hw) in zip(group, self._encode_crops(items, group)):
                 item = items[i]
                 if item["prompts"] is None:
                     crop_results[i].append(self._process_crop(embedding, item, c, resized_hw, opts, progress))
@@ -611,6 +605,36 @@ class MaskGenerationPipeline(Pipeline):
                 result["mode"] = "prompted"
             outputs.append(result)
         return outputs[0] if single else outputs
+
+    def _encode_crops(self, items: list[dict], group: list[tuple[int, int]]) -> list[tuple[dict, tuple[int, int]]]:
+        """``(embedding, resized size)`` of the crops ``group`` (``(item, crop)`` pairs) in one encoder pass.
+
+        Crops an item already holds encoded (``item["encoded"][crop]``, an image session's) are not encoded again.
+        """
+        out = [items[i].get("encoded", {}).get(c) for i, c in group]
+        missing = [k for k, value in enumerate(out) if value is None]
+        if missing:
+            crops = []
+            for k in missing:
+                i, c = group[k]
+                x0, y0, x1, y1 = items[i]["crop_boxes"][c]
+                crops.append(items[i]["image"][y0:y1, x0:x1])
+            pixel_values, resized = self._pixel_values(crops)
+            for k, embedding, resized_hw in zip(missing, self._encode(pixel_values), resized):
+                out[k] = (embedding, resized_hw)
+        return out
+
+    def session(self, image, batch_size: int | None = None):
+        """Encode ``image`` once and return an :class:`~sam2_pipelines.image_session.ImageSession` for many calls.
+
+        A list of images gives a list of sessions, encoded ``batch_size`` images per encoder pass (default:
+        all at once). See :mod:`sam2_pipelines.image_session`.
+        """
+        from .image_session import ImageSession, open_sessions
+
+        if isinstance(image, (list, tuple)):
+            return open_sessions(self, list(image), batch_size=batch_size)
+        return ImageSession(self, image)
 
     @staticmethod
     def _num_batches(item, crop_index, opts) -> int:
@@ -730,11 +754,12 @@ class MaskGenerationPipeline(Pipeline):
         """
         multimask = opts["multimask_output"]
         if fast_decoder.supports(self.model) and multimask and not opts["use_m2m"]:
-            decoded = self._decode_fast(embedding, in_points, in_labels)
+            threshold = opts["pred_iou_thresh"]
+            decoded = self._decode_fast(embedding, in_points, in_labels, masks_for=lambda iou: (iou[:, 1:] > threshold).any(dim=1))
             iou_preds = decoded.iou_scores[:, 1:].float().cpu()  # filters and points live on the CPU
-            keep = iou_preds > opts["pred_iou_thresh"]
-            rows = torch.nonzero(keep.any(dim=1)).flatten()
-            low_res = decoded.masks(rows)[:, 1:].float()
+            keep = iou_preds > threshold
+            rows = decoded.mask_rows.cpu()
+            low_res = decoded.mask_logits[:, 1:].float()
             keep = keep[rows]
             points = points[rows].repeat_interleave(iou_preds.shape[1], dim=0)[keep.flatten()]
             return low_res[keep.to(low_res.device)], iou_preds[rows][keep], points

@@ -199,3 +199,13 @@ def test_convert_meta_checkpoint(tmp_path):
         assert torch.equal(converted[key], value), key
     bad = run_cli("convert", checkpoint, tmp_path / "bad", "--size", "large")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "large" in bad.stderr
+
+
+def test_serve_reports_models_it_cannot_use_before_serving(tiny_image_model_dir, tmp_path, capsys):
+    """serve loads both models first: an unknown model or an image-only video model is one message, status 1."""
+    pytest.importorskip("gradio")
+    missing = tmp_path / "no-such-model"
+    assert cli.main(["serve", "--model", str(missing), "--device", "cpu"]) == 1
+    assert str(missing) in capsys.readouterr().err
+    assert cli.main(["serve", "--model", tiny_image_model_dir, "--device", "cpu"]) == 1
+    assert "image-only checkpoint" in capsys.readouterr().err

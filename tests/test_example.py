@@ -24,15 +24,32 @@ def run_example(*args, env=None):
     return subprocess.run([sys.executable, "-m", "sam2_pipelines.example", *map(str, args)], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=900)
 
 
-def test_default_model_unreachable_prints_one_paragraph(tmp_path):
-    # No network and an empty cache: the default Hub model cannot be fetched.
-    result = run_example("--out", tmp_path / "out", env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")})
+def test_given_model_unreachable_prints_one_paragraph(tmp_path):
+    # No network and an empty cache: a --model given explicitly cannot be fetched, and nothing is substituted.
+    result = run_example("--model", "facebook/sam2.1-hiera-tiny", "--out", tmp_path / "out",
+                         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")})
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     message = result.stderr.strip()
     assert message.startswith("error: Could not load the model 'facebook/sam2.1-hiera-tiny'")
     assert "\n" not in message
     assert "--model" in message and "save_pretrained" in message and ".pt" in message
+    assert not (tmp_path / "out" / "image").exists()
+
+
+@pytest.mark.slow
+def test_default_model_unreachable_runs_on_random_weights(tmp_path):
+    """Without --model and without the Hub, the whole example still runs, on a random full-size model, and says so."""
+    out = tmp_path / "out"
+    result = run_example("--out", out, "--points-per-side", "4", "--device", "cpu", "--no-progress",
+                         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")})
+    assert result.returncode == 0, result.stderr
+    assert "cannot be reached" in result.stderr and "meaningless" in result.stdout and "--model" in result.stdout
+    assert (out / "image-random-weights" / "sample_image.json").is_file()
+    assert (out / "image-random-weights" / "sample_image_overlay.png").is_file()
+    assert (out / "video-random-weights" / "tracks.json").is_file()
+    assert len(list((out / "video-random-weights" / "masks").glob("*.png"))) == example.VIDEO_FRAMES
+    assert not (out / "image").exists() and not (out / "video").exists()
 
 
 def test_bad_arguments_exit_2(tmp_path, capsys):

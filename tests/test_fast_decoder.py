@@ -51,7 +51,7 @@ def _reference(model, embeddings, multimask, points=None, labels=None, boxes=Non
 @pytest.mark.parametrize("multimask", [True, False])
 @pytest.mark.parametrize("prompt", ["points", "boxes", "points+boxes"])
 def test_matches_the_model_forward(model, embeddings, prompt, multimask):
-    points, labels, boxes = _prompts(model, 9)  # more than one group of fast_decoder.GROUP prompts
+    points, labels, boxes = _prompts(model, 9)  # several groups of fast_decoder.GROUP prompts
     given = dict(
         points=points if "points" in prompt else None,
         labels=labels if "points" in prompt else None,
@@ -59,7 +59,8 @@ def test_matches_the_model_forward(model, embeddings, prompt, multimask):
     )
     context = fast_decoder.ImageContext(model, embeddings)
     decoded = fast_decoder.decode(context, **given)
-    logits, scores = fast_decoder.select_outputs(decoded.masks(), decoded.iou_scores, multimask, model.mask_decoder)
+    assert decoded.mask_rows.tolist() == list(range(9))
+    logits, scores = fast_decoder.select_outputs(decoded.mask_logits, decoded.iou_scores, multimask, model.mask_decoder)
     ref_logits, ref_scores, ref_objects = _reference(model, embeddings, multimask, **given)
     assert logits.shape == ref_logits.shape
     torch.testing.assert_close(logits, ref_logits, rtol=0, atol=ATOL)
@@ -67,13 +68,26 @@ def test_matches_the_model_forward(model, embeddings, prompt, multimask):
     torch.testing.assert_close(decoded.object_score_logits, ref_objects, rtol=0, atol=ATOL)
 
 
-def test_masks_of_chosen_rows_equal_those_of_all_rows(model, embeddings):
+def test_masks_only_for_the_prompts_asked_for(model, embeddings):
     points, labels, _ = _prompts(model, 11, seed=1)
-    decoded = fast_decoder.decode(fast_decoder.ImageContext(model, embeddings), points, labels)
-    everything = decoded.masks()
-    rows = torch.tensor([9, 0, 5, 6, 10])
-    torch.testing.assert_close(decoded.masks(rows), everything[rows], rtol=0, atol=ATOL)  # other GEMM shapes: rounding only
-    assert decoded.masks(torch.tensor([], dtype=torch.long)).shape == (0, *everything.shape[1:])
+    context = fast_decoder.ImageContext(model, embeddings)
+    everything = fast_decoder.decode(context, points, labels)
+    threshold = float(everything.iou_scores[:, 1:].max(dim=1).values.median())
+    asked = []
+
+    def masks_for(iou):
+        asked.append(len(iou))
+        return iou[:, 1:].max(dim=1).values > threshold
+
+    chosen = fast_decoder.decode(context, points, labels, masks_for=masks_for)
+    expected = torch.nonzero(everything.iou_scores[:, 1:].max(dim=1).values > threshold).flatten()
+    assert 0 < len(expected) < 11 and chosen.mask_rows.tolist() == expected.tolist()
+    assert sum(asked) == 11 and max(asked) <= fast_decoder.GROUP  # asked group by group
+    torch.testing.assert_close(chosen.iou_scores, everything.iou_scores, rtol=0, atol=ATOL)
+    # other GEMM shapes: equal up to rounding
+    torch.testing.assert_close(chosen.mask_logits, everything.mask_logits[expected], rtol=0, atol=ATOL)
+    nothing = fast_decoder.decode(context, points, labels, masks_for=lambda iou: torch.zeros(len(iou), dtype=torch.bool))
+    assert nothing.mask_rows.shape == (0,) and nothing.mask_logits.shape == (0, *everything.mask_logits.shape[1:])
 
 
 def test_single_mask_choice_matches_the_decoder(model):
