@@ -231,3 +231,31 @@ def test_track_object_ids_beyond_the_palette(tiny_tracking_model_dir, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*argv[:-2], "--fps", "0", "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_the_grid_when_nothing_survives(tiny_image_model_dir):
+    """Default thresholds, nothing survives: peak RSS of a 120x120 grid stays within 5% of an 8x8 grid's."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import resource, sys\n"
+        "import sam2_pipelines\n"
+        "from transformers import pipeline\n"
+        "from sam2_pipelines import testing\n"
+        "generator = pipeline('mask-generation', model=sys.argv[1])\n"
+        "generator(testing.synthetic_image(120, 160), points_per_side=int(sys.argv[2]))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+
+    def peak(points_per_side):
+        done = subprocess.run([sys.executable, "-c", script, tiny_image_model_dir, str(points_per_side)],
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout.split()[-1])
+
+    small, large = peak(8), peak(120)
+    assert large < 1.05 * small, (small, large)
