@@ -83,7 +83,8 @@ PROMPT_KEYS = ("points", "labels", "boxes", "masks")
 #: Accepted ``output_mode`` values.
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 
-_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+#: Strings read by transformers' ``load_image`` (URLs and ``data:`` URIs); any other string is a file path.
+_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|data:image/)")
 
 #: Upper bound on the number of float32 pixels of upsampled logits held at once (about 128 MB).
 UPSAMPLE_CHUNK_PIXELS = 2**25
@@ -168,7 +169,8 @@ def load_rgb(image, timeout: float | None = None) -> np.ndarray:
     """Load an image (path, URL, PIL image, or ``(H, W)`` / ``(H, W, 3|4)`` uint8 array) as ``(H, W, 3)`` uint8 RGB.
 
     Files and PIL images follow :mod:`sam2_pipelines.images` (EXIF orientation applied, 16-bit scaled to
-    8 bits). ``timeout`` bounds the download of a URL (seconds), as in transformers' ``load_image``.
+    8 bits); a string is a file path unless it is a URL or a ``data:image/...;base64,`` URI (a missing file
+    is reported as such). ``timeout`` bounds the download of a URL (seconds), as in transformers' ``load_image``.
     """
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()

@@ -259,3 +259,15 @@ def test_peak_memory_does_not_grow_with_the_grid_when_nothing_survives(tiny_imag
 
     small, large = peak(8), peak(120)
     assert large < 1.05 * small, (small, large)
+
+
+def test_data_uris_are_still_images(mask_generator):
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(testing.synthetic_image()).save(buffer, format="PNG")
+    uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    out = mask_generator(uri, points=[[[50, 40]]], labels=[[1]])
+    ref = mask_generator(testing.synthetic_image(), points=[[[50, 40]]], labels=[[1]])
+    assert np.array_equal(out["masks"], ref["masks"])
