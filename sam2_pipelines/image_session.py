@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from .mask_generation import PROMPT_KEYS, PROMPTED_OPTIONS, load_rgb, translate_builtin_keywords, validate_options
+from .prompts import check_int
 
 
 class ImageSession:
@@ -111,10 +112,7 @@ def open_sessions(generator, images: list, batch_size: int | None = None) -> lis
     """Sessions for several images, encoded ``batch_size`` at a time (default: all in one pass)."""
     if not images:
         raise ValueError("no images to open sessions for: the list is empty")
-    if batch_size is None:
-        batch_size = len(images)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int (images encoded together), got {batch_size!r}")
+    batch_size = len(images) if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
     arrays = [load_rgb(image) for image in images]  # every image is read (and checked) before any encoding
     sessions = []
     for start in range(0, len(arrays), batch_size):

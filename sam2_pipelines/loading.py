@@ -19,6 +19,12 @@ VIDEO_MODEL_TYPES = {
     "edgetam": "EdgeTamVideoModel",
 }
 
+#: What to do with an image-only checkpoint given to video-object-tracking (shared by every check of it).
+VIDEO_CHECKPOINT_ADVICE = (
+    "An image-only checkpoint (no memory weights) works with 'mask-generation'; for tracking use a video checkpoint: "
+    "a Hub id such as 'facebook/sam2.1-hiera-tiny', a Meta .pt file, or 'sam2-pipelines convert CKPT OUT --kind video'."
+)
+
 #: Config model types of image checkpoints (a video model built from one has no trained memory weights).
 IMAGE_MODEL_TYPES = ("sam2", "edgetam")
 
@@ -56,9 +62,7 @@ class AutoModelForVideoObjectTracking:
             raise ValueError(
                 f"{pretrained_model_name_or_path!r} is an image-only checkpoint (model_type {config.model_type!r}, no memory "
                 f"weights: {len(info['missing_keys'])} of the video model's weights are missing), so it cannot track "
-                "objects through a video. Use it with 'mask-generation', or give video-object-tracking a video "
-                "checkpoint: a Hub id such as 'facebook/sam2.1-hiera-tiny', a Meta .pt file, or "
-                "'sam2-pipelines convert CKPT OUT --kind video'."
+                f"objects through a video. {VIDEO_CHECKPOINT_ADVICE}"
             )
         return model
 

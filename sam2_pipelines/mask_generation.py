@@ -32,7 +32,7 @@ from . import amg, fast_decoder
 from .images import pil_to_rgb, read_image_file
 from .loading import is_image_model
 from .masks import area_rle, batched_mask_to_box, decode_rle, encode_rle_batch, remove_small_regions, rle_to_uncompressed
-from .prompts import normalize_image_prompts, normalize_mask_logits, split_per_image
+from .prompts import check_int, normalize_image_prompts, normalize_mask_logits, split_per_image
 
 #: Options of automatic mode and their defaults (those of Meta's ``SAM2AutomaticMaskGenerator``), plus ``progress``.
 AMG_DEFAULTS = {
@@ -274,6 +274,11 @@ def _dataset_rows(inputs):
     return _DatasetRows(inputs, ["image"] + [key for key in PROMPT_KEYS if key in columns])
 
 
+def _model_inputs(embedding: dict) -> dict:
+    """An encoded image's keyword arguments for the model, without the fast decoder's cached ``"context"``."""
+    return {key: value for key, value in embedding.items() if key != "context"}
+
+
 def _as_list(items):
     """DataLoader collate function keeping the preprocessed items as a plain list."""
     return list(items)
@@ -325,8 +330,8 @@ class MaskGenerationPipeline(Pipeline):
             **kwargs: options (see :data:`AMG_DEFAULTS`), ``batch_size``, ``num_workers``.
         """
         kwargs = translate_builtin_keywords(kwargs)
-        if "batch_size" in kwargs and not (_is_int(kwargs["batch_size"]) and kwargs["batch_size"] >= 1):
-            raise ValueError(f"batch_size must be a positive int (images encoded together), got {kwargs['batch_size']!r}")
+        if "batch_size" in kwargs:
+            check_int(kwargs["batch_size"], "batch_size", minimum=1)
         if isinstance(inputs, collections.abc.Sized) and not isinstance(inputs, (str, dict, np.ndarray, torch.Tensor)) and len(inputs) == 0:
             raise ValueError("no images to segment: the list / dataset is empty")
         inputs = _dataset_rows(inputs)
@@ -499,7 +504,7 @@ class MaskGenerationPipeline(Pipeline):
                 return value.expand(n, *value.shape[1:])
             return [rep(v) for v in value]
 
-        return {key: rep(value) for key, value in embedding.items() if key != "context"}
+        return {key: rep(value) for key, value in _model_inputs(embedding).items()}
 
     def _decode(self, embedding: dict, points=None, labels=None, boxes=None, masks=None, multimask_output=True):
         """Prompt encoder + mask decoder for ``n`` objects of one image.
@@ -551,7 +556,7 @@ class MaskGenerationPipeline(Pipeline):
         dtype = self.model.dtype
         if masks is None:
             # all objects share the image: (1 image, n objects)
-            kwargs = {key: value for key, value in embedding.items() if key != "context"}
+            kwargs = _model_inputs(embedding)
             if points is not None:
                 kwargs["input_points"] = points[None].to(self.device, dtype)
                 kwargs["input_labels"] = labels[None].to(self.device)
@@ -682,12 +687,7 @@ class MaskGenerationPipeline(Pipeline):
         crop_hw = (y1 - y0, x1 - x0)
         points_scale = np.array(crop_hw)[None, ::-1]
         points_for_image = opts["layer_grids"][item["layer_idxs"][crop_index]] * points_scale
-        empty = {
-            "boxes": torch.zeros(0, 4, dtype=torch.long),
-            "iou_preds": torch.zeros(0),
-            "points": torch.zeros(0, 2),
-            "stability_score": torch.zeros(0),
-        }
+        empty = _empty_batch()
         batches = []  # only batches with survivors: many small empty results would fragment the heap
         for batch in amg.batch_ranges(len(points_for_image), opts["points_per_batch"]):
             result = self._process_batch(embedding, points_for_image[batch], crop_hw, crop_box, item["image"].shape[:2], resized_hw, opts)
@@ -695,7 +695,7 @@ class MaskGenerationPipeline(Pipeline):
                 batches.append(result)
             if progress is not None:
                 progress.update(1)
-        data = {key: torch.cat([empty[key]] + [b[key] for b in batches]) for key in empty}
+        data = {key: torch.cat([empty[key]] + [b[key] for b in batches]) for key in empty if key != "rles"}
         data["rles"] = [rle for b in batches for rle in b["rles"]]
         keep = amg.box_nms(data["boxes"], data["iou_preds"], opts["box_nms_thresh"])
         data = _filter(data, keep)
@@ -737,13 +737,7 @@ class MaskGenerationPipeline(Pipeline):
             out["rles"].extend(encode_rle_batch(amg.uncrop_masks(masks, crop_box, orig_h, orig_w)))
             del masks
         if not out["boxes"]:
-            return {
-                "boxes": torch.zeros(0, 4, dtype=torch.long),
-                "iou_preds": torch.zeros(0),
-                "points": torch.zeros(0, 2),
-                "stability_score": torch.zeros(0),
-                "rles": [],
-            }
+            return _empty_batch()
         return {key: (value if key == "rles" else torch.cat(value)) for key, value in out.items()}
 
     def _candidates(self, embedding, in_points, in_labels, points, opts):
@@ -828,6 +822,17 @@ class MaskGenerationPipeline(Pipeline):
         if options.get("output_bboxes_mask"):
             result["bounding_boxes"] = model_outputs["boxes"].reshape(-1, 4).clone()
         return result
+
+
+def _empty_batch() -> dict:
+    """The per-batch mask data of a batch without survivors (fields as :meth:`_process_batch` returns them)."""
+    return {
+        "boxes": torch.zeros(0, 4, dtype=torch.long),
+        "iou_preds": torch.zeros(0),
+        "points": torch.zeros(0, 2),
+        "stability_score": torch.zeros(0),
+        "rles": [],
+    }
 
 
 def _filter(data: dict, keep: torch.Tensor) -> dict:

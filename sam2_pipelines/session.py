@@ -437,10 +437,13 @@ class TrackingSession:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError("this tracking session is closed; open a new one with tracker.session(...)")
+
     def _change(self) -> None:
         """Mark a change of the session: refuses a closed session and makes running iterators stale."""
-        if self._closed:
-            raise ValueError("this tracking session is closed; open a new one with tracker.session(video)")
+        self._check_open()
         self._epoch += 1
 
     def reset(self) -> None:
@@ -605,13 +608,10 @@ class TrackingSession:
             binary = np.zeros((0, 1, self._height, self._width), dtype=bool)
             probs = np.zeros((0,), dtype=np.float32)
         if output == "rle":  # plain Python values throughout: json.dumps(result) works
-            return {
-                "frame_idx": int(frame),
-                "object_ids": [int(i) for i in obj_ids],
-                "masks": [encode_rle(m[0]) for m in binary],
-                "scores": [float(p) for p in probs],
-            }
-        return {"frame_idx": int(frame), "object_ids": [int(i) for i in obj_ids], "masks": binary, "scores": probs.astype(np.float32)}
+            masks_out, scores_out = [encode_rle(m[0]) for m in binary], [float(p) for p in probs]
+        else:
+            masks_out, scores_out = binary, probs.astype(np.float32)
+        return {"frame_idx": int(frame), "object_ids": [int(i) for i in obj_ids], "masks": masks_out, "scores": scores_out}
 
     # ------------------------------------------------------------------------------------------ memory
 
@@ -693,8 +693,7 @@ class TrackingSession:
 
         Arguments are checked when this is called; frames are tracked as the iterator is consumed.
         """
-        if self._closed:
-            raise ValueError("this tracking session is closed; open a new one with tracker.session(video)")
+        self._check_open()
         if self._streaming:
             raise ValueError("a streaming session has no video to propagate through; use push_frame(frame)")
         check_direction(direction)
@@ -774,8 +773,7 @@ class TrackingSession:
         Returns:
             The frame's result over all objects (``object_ids`` is empty until something is prompted).
         """
-        if self._closed:
-            raise ValueError("this tracking session is closed; open a new one with tracker.session()")
+        self._check_open()
         if not self._streaming:
             raise ValueError("push_frame is for streaming sessions (tracker.session() without a video); use propagate()")
         check_output(output)

@@ -15,7 +15,7 @@ import torch
 from transformers import Pipeline
 from transformers.utils import logging
 
-from .loading import is_video_model
+from .loading import VIDEO_CHECKPOINT_ADVICE, is_video_model
 from .frame_pixels import DEFAULT_FRAME_RESIZE, check_frame_resize
 from .prompts import check_int
 from .session import TrackingSession, check_direction, check_output
@@ -128,10 +128,7 @@ class VideoObjectTrackingPipeline(Pipeline):
         if not is_video_model(self.model) or not hasattr(self.processor, "video_processor"):
             raise ValueError(
                 f"video-object-tracking needs a SAM 2-style video model (Sam2VideoModel, EdgeTamVideoModel) and its "
-                f"video processor; got {type(self.model).__name__} with {type(self.processor).__name__}. An image-only "
-                "checkpoint (no memory weights) works with 'mask-generation'; for tracking use a video checkpoint: a "
-                "Hub id such as 'facebook/sam2.1-hiera-tiny', a Meta .pt file, or "
-                "'sam2-pipelines convert CKPT OUT --kind video'."
+                f"video processor; got {type(self.model).__name__} with {type(self.processor).__name__}. {VIDEO_CHECKPOINT_ADVICE}"
             )
         # Pipeline.__init__ takes batch_size / num_workers aside; check them at creation too
         check_num_workers(self._num_workers)

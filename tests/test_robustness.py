@@ -119,7 +119,7 @@ def test_very_short_images_are_read_channels_last(mask_generator, height):
         (dict(crop_n_layers=4), "crops of no pixels"),
         (dict(crop_n_layers=1, crop_n_points_downscale_factor=100), "no grid point"),
         (dict(pred_iou_thresh=1.5), "pred_iou_thresh must be a number in"),
-        (dict(batch_size=0), "batch_size must be a positive int"),
+        (dict(batch_size=0), "batch_size must be >= 1"),
     ],
 )
 def test_bad_option_combinations(mask_generator, kwargs, message):
