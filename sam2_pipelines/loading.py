@@ -118,3 +118,20 @@ def pipeline(task: str | None = None, model=None, **kwargs):
         if kwargs.get("processor") is None:
             kwargs["processor"] = processor
     return transformers.pipeline(task, model=model, **kwargs)
+
+
+#: Sub-modules of a video model compiled by :func:`compile_model` (those with fixed input shapes).
+COMPILED_PARTS = ("vision_encoder", "mask_decoder", "memory_encoder")
+
+
+def compile_model(model) -> None:
+    """Compile ``model``'s image encoder, mask decoder and memory encoder in place with ``torch.compile``.
+
+    What Meta's predictor users get with ``vos_optimized=True``: the first calls compile (slow), later ones
+    run the compiled code. Parameters and ``state_dict`` keys are unchanged (``nn.Module.compile``). Memory
+    attention stays eager: its number of memory tokens changes while the memory bank fills.
+    """
+    for name in COMPILED_PARTS:
+        part = getattr(model, name, None)
+        if part is not None:
+            part.compile()

@@ -18,14 +18,17 @@ with the object's latest mask logits on the frame; prompted results become condi
 propagation starts, which by default starts from the earliest prompted frame; prompted frames are reused,
 other frames are tracked with memory attention. Results do not depend on what was dropped:
 
-* a correction that reads dropped outputs recomputes them by replaying that object's tracking steps (the
-  session records, per propagation, the prompted outputs it started with and the frames it tracked);
-* each ``propagate()`` call re-tracks from the prompts, unless it starts exactly where the previous call
-  stopped (next frame, same direction): then it continues from that call's memories.
+* as in Meta's predictor, every step reads the latest outputs of the frames around it, whichever
+  propagation produced them (a propagation started mid-video reads what earlier ones tracked before its
+  start; a correction reads the frame's tracked mask and its neighbours' memories);
+* a step that reads dropped outputs gets them recomputed by replaying that object's tracking steps (the
+  session records, per propagation, the prompted outputs it started with and the frames it tracked), so a
+  correction or a propagation started anywhere costs, at worst, re-tracking the frames before it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Iterator
 
@@ -34,8 +37,10 @@ import torch
 import torch.nn.functional as F
 from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
 
+from . import tracking_step
 from .frame_pixels import DEFAULT_FRAME_RESIZE, check_frame_resize, frame_pixels
 from .masks import encode_rle
+from .read_ahead import ReadAhead
 from .prompts import (
     BOX_BOTTOM_RIGHT,
     BOX_TOP_LEFT,
@@ -51,6 +56,10 @@ from .video_io import FrameSource, open_video, to_rgb_frame
 DIRECTIONS = ("forward", "backward", "both")
 #: Accepted values of ``output``.
 OUTPUTS = ("binary", "rle")
+#: Half-precision dtypes accepted by ``autocast``, by name.
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+#: Frames decoded and preprocessed ahead of the model while propagating.
+READ_AHEAD = 2
 #: Key, in an object's output dict, of its prompted outputs not yet used by a propagation (Meta's temporary
 #: outputs): the next propagation (or pushed frame) makes them conditioning frames.
 PENDING = "pending_cond_outputs"
@@ -61,6 +70,23 @@ def check_direction(direction) -> str:
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}; got {direction!r}")
     return direction
+
+
+def check_autocast(autocast) -> torch.dtype | None:
+    """``None``, or the half-precision dtype ``autocast`` names (``torch.bfloat16``/``"bfloat16"``, ``torch.float16``/``"float16"``)."""
+    if autocast is None:
+        return None
+    dtype = AUTOCAST_DTYPES.get(autocast) if isinstance(autocast, str) else autocast
+    if dtype not in AUTOCAST_DTYPES.values():
+        raise ValueError(f"autocast must be None, torch.bfloat16, torch.float16, 'bfloat16' or 'float16'; got {autocast!r}")
+    return dtype
+
+
+def check_mask_threshold(mask_threshold) -> float:
+    """``mask_threshold`` as a float (a finite number), else raise ValueError."""
+    if isinstance(mask_threshold, bool) or not isinstance(mask_threshold, (int, float, np.integer, np.floating)) or not np.isfinite(mask_threshold):
+        raise ValueError(f"mask_threshold must be a finite number (a mask-logit threshold, default 0.0), got {mask_threshold!r}")
+    return float(mask_threshold)
 
 
 def check_output(output) -> str:
@@ -131,9 +157,21 @@ class TrackingSession:
             frames (in the propagation direction) in one forward pass; tracking then uses them frame by
             frame. At most ``batch_size`` frames' features are held. Results equal ``batch_size=1``
             (default). Streaming (:meth:`push_frame`) always encodes one frame at a time.
+        autocast: ``None`` (default: the model's dtype throughout) or ``torch.bfloat16`` / ``torch.float16``
+            (or their names): run the model under ``torch.autocast`` in that dtype, as Meta's predictor is
+            used on GPUs. Faster on accelerators; masks differ slightly from float32 (docs/video_tracking.md).
+        mask_threshold: a pixel belongs to the mask where the mask logit (upsampled to the video) is above this
+            (default ``0.0``, as Meta's predictor and transformers; ``logit = log(p / (1 - p))`` for a probability).
+        return_logits: also return each result's ``"logits"``: float32 ``(objects, 1, H, W)`` mask logits at
+            video resolution (``torch.sigmoid`` gives probabilities). Binary output only (not with ``"rle"``).
     """
 
-    def __init__(self, model, processor, video=None, *, device=None, prune_memory: bool = True, frame_resize: str = DEFAULT_FRAME_RESIZE, batch_size: int = 1):
+    def __init__(self, model, processor, video=None, *, device=None, prune_memory: bool = True, frame_resize: str = DEFAULT_FRAME_RESIZE, batch_size: int = 1, autocast=None, mask_threshold: float = 0.0, return_logits: bool = False):
+        self._autocast = check_autocast(autocast)
+        self._mask_threshold = check_mask_threshold(mask_threshold)
+        if not isinstance(return_logits, bool):
+            raise ValueError(f"return_logits must be True or False, got {return_logits!r}")
+        self._return_logits = return_logits
         if not isinstance(prune_memory, bool):
             raise ValueError(f"prune_memory must be True or False, got {prune_memory!r}")
         self._frame_resize = check_frame_resize(frame_resize)
@@ -153,6 +191,9 @@ class TrackingSession:
         self._pushed = 0  # streamed frames so far
         self._latest_pixels = None  # preprocessed latest streamed frame
         self._inline_memory = "run_mem_encoder" in inspect.signature(model._run_single_frame_inference).parameters
+        self._fast_steps = tracking_step.supported(model)  # steps with memory share the frame's work
+        self._step_context = None  # the latest frame's shared work (tracking_step.StepContext)
+        self._reader = ReadAhead(self._read_pixels, depth=0 if self._streaming else READ_AHEAD + 1)  # next frames, decoded while the model works
         self._state = _LazyInferenceSession(
             self._load_frame,
             self._count_frames,
@@ -243,6 +284,9 @@ class TrackingSession:
             if frame_idx != self._pushed - 1 or self._latest_pixels is None:
                 raise RuntimeError(f"streamed frame {frame_idx} is no longer held")
             return self._latest_pixels
+        return self._reader.get(frame_idx)
+
+    def _read_pixels(self, frame_idx: int) -> torch.Tensor:
         return self._preprocess(self._source[frame_idx])
 
     def _check_frame(self, frame) -> int:
@@ -260,6 +304,10 @@ class TrackingSession:
 
     # ------------------------------------------------------------------------------------------ batched features
 
+    def _tracked_here(self, index: int) -> bool:
+        """Whether some object is tracked (not only prompted) on frame ``index``."""
+        return any(index not in o["cond_frame_outputs"] for o in self._state.output_dict_per_obj.values())
+
     def _prefetch_features(self, frame: int, reverse: bool) -> None:
         """Encode ``frame`` and the frames after it (before it when ``reverse``) in one image-encoder pass.
 
@@ -275,11 +323,7 @@ class TrackingSession:
             return
         state = self._state
         cache = state.cache
-        outputs = list(state.output_dict_per_obj.values())
-
-        def tracked_here(index: int) -> bool:
-            return any(index not in o["cond_frame_outputs"] for o in outputs)
-
+        tracked_here = self._tracked_here
         if frame in cache._vision_features or not tracked_here(frame):
             return
         step, end = (-1, -1) if reverse else (1, self.num_frames)
@@ -291,7 +335,7 @@ class TrackingSession:
             index += step
         cache.clear_all()
         cache.max_vision_features_cache_size = max(cache.max_vision_features_cache_size, self._batch_size)
-        with torch.inference_mode():
+        with self._compute():
             pixels = torch.stack([state.get_frame(index) for index in frames])
             encoded = self._model.get_image_features(pixels, return_dict=True)
             for i, index in enumerate(frames):
@@ -406,6 +450,7 @@ class TrackingSession:
         """Forget object ``obj_id``: its prompts, memories and results. Other objects are unaffected."""
         removed = self._known_index(obj_id)
         self._change()
+        self._pinned.pop(int(obj_id), None)
         state = self._state
         old_ids = list(state.obj_ids)
         keep = [i for i in range(len(old_ids)) if i != removed]
@@ -417,6 +462,30 @@ class TrackingSession:
             for container, values in zip(containers, moved):
                 container[new_idx] = values[new_idx]
 
+    def clear_prompts(self, frame: int, obj_id: int) -> None:
+        """Remove object ``obj_id``'s prompts on ``frame`` (Meta's ``clear_all_prompts_in_frame``).
+
+        Clicks, boxes and masks on that frame are forgotten, with their result if no propagation used it yet.
+        If a propagation made the frame a conditioning frame, its output stays what later steps read there
+        (as a tracked output) until the frame is tracked or prompted again; the frame then counts as not
+        tracked, so the next prompt on it segments from its prompts alone. Other frames and objects are
+        unaffected; propagate again to update tracked frames.
+        """
+        obj_idx = self._known_index(obj_id)
+        frame = self._check_frame(frame)
+        self._change()
+        state = self._state
+        state.point_inputs_per_obj[obj_idx].pop(frame, None)
+        state.mask_inputs_per_obj[obj_idx].pop(frame, None)
+        outputs = state.output_dict_per_obj[obj_idx]
+        outputs.get(PENDING, {}).pop(frame, None)
+        out = outputs["cond_frame_outputs"].pop(frame, None)
+        if out is not None:
+            outputs["non_cond_frame_outputs"][frame] = out
+            self._pinned.setdefault(int(obj_id), {})[frame] = out
+            self._produced.get(int(obj_id), {}).pop(frame, None)
+            state.frames_tracked_per_obj[obj_idx].pop(frame, None)
+
     def close(self) -> None:
         """Release the video file the session opened (a :class:`FrameSource` given by the caller stays open).
 
@@ -426,9 +495,11 @@ class TrackingSession:
             return
         self._closed = True
         self._epoch += 1
+        self._reader.close()
         if self._owns_source and self._source is not None:
             self._source.close()
         self._state.reset_inference_session()
+        self._step_context = None
         self._drop_tracked()
 
     def __enter__(self) -> TrackingSession:
@@ -436,6 +507,11 @@ class TrackingSession:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _check_output(self, output) -> None:
+        check_output(output)
+        if output == "rle" and self._return_logits:
+            raise ValueError("return_logits=True returns float logit arrays, which RLE results do not hold: use output='binary'")
 
     def _check_open(self) -> None:
         if self._closed:
@@ -450,10 +526,21 @@ class TrackingSession:
         """Forget every object, prompt and memory (the video stays open)."""
         self._change()
         self._state.reset_inference_session()
+        self._step_context = None
         self._drop_tracked()
         self._resume = None
 
     # ------------------------------------------------------------------------------------------ inference
+
+    @contextlib.contextmanager
+    def _compute(self):
+        """Inference mode, and autocast to the session's ``autocast`` dtype if it has one."""
+        with torch.inference_mode():
+            if self._autocast is None:
+                yield
+            else:
+                with torch.autocast(self._device.type, dtype=self._autocast):
+                    yield
 
     def _infer(self, obj_idx, frame, is_init_cond_frame, point_inputs, mask_inputs, reverse, prev_logits=None) -> dict:
         """One model step for one object on one frame; returns the output to store (with its memory)."""
@@ -471,6 +558,9 @@ class TrackingSession:
             streaming=self._streaming,
         )
         from_prompts = point_inputs is not None or mask_inputs is not None
+        if self._fast_steps and not is_init_cond_frame and mask_inputs is None:
+            self._step_context = tracking_step.current(self._step_context, model, state, frame)
+            return tracking_step.memory_step(model, state, self._step_context, obj_idx, point_inputs, reverse, prev_logits, self._streaming)
         if self._inline_memory:  # EdgeTAM encodes the memory inside the step
             out = dict(model._run_single_frame_inference(**kwargs, run_mem_encoder=True))
         else:
@@ -515,24 +605,24 @@ class TrackingSession:
         saved = outputs["non_cond_frame_outputs"]
         outputs["non_cond_frame_outputs"] = readable
         try:
-            with torch.inference_mode():
+            with self._compute():
                 out = self._infer(obj_idx, frame, is_init, point_inputs, mask_inputs, reverse, prev_logits)
         finally:
             outputs["non_cond_frame_outputs"] = saved
         pending[frame] = out
         return self._format(frame, [state.obj_idx_to_id(obj_idx)], [out["pred_masks"]], [out["object_score_logits"]], "binary")
 
-    def _readable_outputs(self, obj_idx: int, frame: int, reverse: bool, with_memory: bool) -> dict:
-        """The object's tracked outputs a prompt on ``frame`` reads, as Meta's predictor holds them.
+    def _readable_outputs(self, obj_idx: int, frame: int, reverse: bool, with_memory: bool, with_mask: bool = True) -> dict:
+        """The object's tracked outputs a step on ``frame`` reads, as Meta's predictor holds them.
 
-        That is the frame's own mask logits and, with ``with_memory``, the memories and object pointers of the
-        tracked frames before it (after it when ``reverse``). Outputs dropped to keep memory flat are
-        recomputed by replaying this object's steps of the propagation(s) that produced them, so the result
-        does not depend on what was dropped.
+        That is the frame's own mask logits (with ``with_mask``; a click is decoded with them) and, with
+        ``with_memory``, the memories and object pointers of the tracked frames before it (after it when
+        ``reverse``). Outputs dropped to keep memory flat are recomputed by replaying this object's steps of
+        the propagations that produced them, so the result does not depend on what was dropped.
         """
         state = self._state
         outputs = state.output_dict_per_obj[obj_idx]
-        need = {frame: {"pred_masks"}}
+        need = {frame: {"pred_masks"}} if with_mask else {}
         if with_memory:
             memory_frames, pointer_frames = self._windows(frame, reverse)
             for f in memory_frames:
@@ -544,6 +634,7 @@ class TrackingSession:
         produced = self._produced.get(state.obj_idx_to_id(obj_idx), {})
         missing = [f for f, keys in need.items() if f not in committed and f in produced and not keys <= held.get(f, {}).keys()]
         source = self._replay(obj_idx, set(need), max(produced[f] for f in missing)) if missing else held
+        source = {**source, **self._pinned.get(state.obj_idx_to_id(obj_idx), {})}
         return {f: source[f] for f in need if f in source and f not in committed}
 
     def _replay(self, obj_idx: int, keep: set, until: int) -> dict:
@@ -558,9 +649,13 @@ class TrackingSession:
         outputs = state.output_dict_per_obj[obj_idx]
         saved = outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"]
         scratch: dict = {}
+        entered = -1
         try:
-            with torch.inference_mode():
+            with self._compute():
                 for position, (frame, reverse, segment, _) in enumerate(self._lineage[: until + 1]):
+                    if segment != entered:  # outputs of prompts cleared before this propagation
+                        entered = segment
+                        scratch.update(self._segments[segment]["pinned"].get(obj_id, {}))
                     cond = self._segments[segment]["cond"].get(obj_id)
                     if cond is None or frame in cond:
                         continue  # the object did not exist yet, or the frame reused its prompted output
@@ -571,10 +666,25 @@ class TrackingSession:
             outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"] = saved
         return scratch
 
+    def _restore_window(self, frame: int, reverse: bool) -> None:
+        """Make the tracked outputs that a pass starting on ``frame`` reads held again.
+
+        As in Meta's predictor, a propagation reads every object's latest outputs on the frames before its
+        start (after it when ``reverse``), whichever propagation produced them; those dropped to keep memory
+        flat are recomputed (:meth:`_readable_outputs`). Later steps of the pass read frames it produced itself.
+        """
+        for obj_idx, outputs in self._state.output_dict_per_obj.items():
+            if outputs["cond_frame_outputs"]:
+                outputs["non_cond_frame_outputs"].update(self._readable_outputs(obj_idx, frame, reverse, with_memory=True, with_mask=False))
+
     def _commit_pending(self) -> None:
         """Make pending prompted outputs conditioning frames (Meta's ``propagate_in_video_preflight``)."""
-        for outputs in self._state.output_dict_per_obj.values():
-            outputs["cond_frame_outputs"].update(outputs.pop(PENDING, {}))
+        for obj_idx, outputs in self._state.output_dict_per_obj.items():
+            pending = outputs.pop(PENDING, {})
+            outputs["cond_frame_outputs"].update(pending)
+            pinned = self._pinned.get(self._state.obj_idx_to_id(obj_idx), {})
+            for frame in pending:
+                pinned.pop(frame, None)
             for frame in outputs["cond_frame_outputs"]:
                 outputs["non_cond_frame_outputs"].pop(frame, None)
 
@@ -583,7 +693,7 @@ class TrackingSession:
         self._prefetch_features(frame, reverse)
         state = self._state
         masks, scores, obj_ids = [], [], []
-        with torch.inference_mode():
+        with self._compute():
             for obj_idx in range(state.get_obj_num()):
                 outputs = state.output_dict_per_obj[obj_idx]
                 if not outputs["cond_frame_outputs"]:
@@ -592,6 +702,7 @@ class TrackingSession:
                 if out is None:
                     out = self._infer(obj_idx, frame, False, None, None, reverse)
                     outputs["non_cond_frame_outputs"][frame] = out
+                    self._pinned.get(state.obj_idx_to_id(obj_idx), {}).pop(frame, None)
                 state.frames_tracked_per_obj[obj_idx][frame] = {"reverse": reverse}
                 obj_ids.append(state.obj_idx_to_id(obj_idx))
                 masks.append(out["pred_masks"])
@@ -602,16 +713,20 @@ class TrackingSession:
         if masks:
             logits = torch.cat([m.reshape(1, 1, *m.shape[-2:]) for m in masks], dim=0).float()
             video_res = F.interpolate(logits, size=(self._height, self._width), mode="bilinear", align_corners=False)
-            binary = (video_res > 0).cpu().numpy()
+            binary = (video_res > self._mask_threshold).cpu().numpy()
             probs = torch.sigmoid(torch.cat([s.reshape(1) for s in scores]).float()).cpu().numpy()
         else:
+            video_res = torch.zeros((0, 1, self._height, self._width))
             binary = np.zeros((0, 1, self._height, self._width), dtype=bool)
             probs = np.zeros((0,), dtype=np.float32)
         if output == "rle":  # plain Python values throughout: json.dumps(result) works
             masks_out, scores_out = [encode_rle(m[0]) for m in binary], [float(p) for p in probs]
         else:
             masks_out, scores_out = binary, probs.astype(np.float32)
-        return {"frame_idx": int(frame), "object_ids": [int(i) for i in obj_ids], "masks": masks_out, "scores": scores_out}
+        result = {"frame_idx": int(frame), "object_ids": [int(i) for i in obj_ids], "masks": masks_out, "scores": scores_out}
+        if self._return_logits:
+            result["logits"] = video_res.cpu().numpy()
+        return result
 
     # ------------------------------------------------------------------------------------------ memory
 
@@ -658,8 +773,9 @@ class TrackingSession:
         held = sum(len(o["non_cond_frame_outputs"]) for o in state.output_dict_per_obj.values())
         self._peak_held = max(self._peak_held, held)
         if self._prune_memory:
-            for outputs in state.output_dict_per_obj.values():
-                self._trim(outputs["non_cond_frame_outputs"], readers, keep_masks={latest})
+            for obj_idx, outputs in state.output_dict_per_obj.items():
+                pinned = self._pinned.get(state.obj_idx_to_id(obj_idx), {})
+                self._trim(outputs["non_cond_frame_outputs"], readers, keep_masks={latest, *pinned}, keep=pinned)
 
     def _readers_after(self, position: int) -> list[tuple[int, bool]]:
         """Steps that read outputs held after step ``position`` of the lineage: the next step, and the first
@@ -667,6 +783,8 @@ class TrackingSession:
         frame, reverse, segment, pass_index = self._lineage[position]
         readers = [(frame - 1 if reverse else frame + 1, reverse), (frame, reverse)]
         readers += self._segments[segment]["pass_starts"][pass_index + 1 :]
+        for later in self._segments[segment + 1 :]:  # later propagations read what was held where they started
+            readers += later["pass_starts"]
         return readers
 
     def _drop_tracked(self) -> None:
@@ -676,6 +794,7 @@ class TrackingSession:
         self._segments = []  # per propagation: prompted outputs at its start and the starts of its passes
         self._lineage = []  # every tracking step since: (frame, reverse, segment, pass index)
         self._produced = {}  # obj_id -> {frame: lineage position of its tracked output}
+        self._pinned = {}  # obj_id -> {frame: output}: cleared prompts' outputs, read as tracked outputs until re-tracked
 
     # ------------------------------------------------------------------------------------------ propagation
 
@@ -697,12 +816,14 @@ class TrackingSession:
         if self._streaming:
             raise ValueError("a streaming session has no video to propagate through; use push_frame(frame)")
         check_direction(direction)
-        check_output(output)
+        self._check_output(output)
         if not isinstance(progress, bool):
             raise ValueError(f"progress must be True or False, got {progress!r}")
         if self._state.get_obj_num() == 0:
             raise ValueError("no objects to track: add prompts first (add_points, add_box, add_mask or add_prompt)")
         prompted = sorted({f for frames in self.prompted_frames.values() for f in frames})
+        if not prompted:
+            raise ValueError("no prompts left to track from (every prompt was cleared): add prompts first")
         if start_frame is None:
             start_frame = prompted[-1] if direction == "backward" else prompted[0]
         else:
@@ -727,20 +848,26 @@ class TrackingSession:
 
         self._change()
         epoch = self._epoch
-        first_frame, first_reverse = passes[0][0][0], passes[0][1]
-        if self._resume != (first_frame, first_reverse):
-            self._drop_tracked()
+        continuing = self._resume == (passes[0][0][0], passes[0][1])
         self._commit_pending()
         state = self._state
         self._segments.append({
             "cond": {state.obj_idx_to_id(i): dict(o["cond_frame_outputs"]) for i, o in state.output_dict_per_obj.items()},
             "pass_starts": [(frames[0], reverse) for frames, reverse in passes],
+            "pinned": {obj_id: dict(pinned) for obj_id, pinned in self._pinned.items()},
         })
         segment = len(self._segments) - 1
         bar = tqdm(total=sum(len(frames) for frames, _ in passes), desc="tracking", unit="frame", disable=not progress)
+        order = [frame for frames, _ in passes for frame in frames]
+        step = 0
         try:
             for pass_index, (frames, reverse) in enumerate(passes):
+                if pass_index or not continuing:
+                    self._restore_window(frames[0], reverse)
                 for frame in frames:
+                    window = [f for f in order[step : step + 1 + READ_AHEAD] if self._tracked_here(f) and f not in self._state.cache._vision_features]
+                    self._reader.want(window)  # this frame and the next ones: read while the model works
+                    step += 1
                     if self._epoch != epoch:
                         raise ValueError(
                             "this propagate() iterator is stale: the session changed after it started (another "
@@ -776,7 +903,7 @@ class TrackingSession:
         self._check_open()
         if not self._streaming:
             raise ValueError("push_frame is for streaming sessions (tracker.session() without a video); use propagate()")
-        check_output(output)
+        self._check_output(output)
         array = to_rgb_frame(frame, where=f"streamed frame {self._pushed}")
         if self._height is None:
             self._height, self._width = array.shape[:2]

@@ -15,10 +15,10 @@ import torch
 from transformers import Pipeline
 from transformers.utils import logging
 
-from .loading import VIDEO_CHECKPOINT_ADVICE, is_video_model
+from .loading import VIDEO_CHECKPOINT_ADVICE, compile_model, is_video_model
 from .frame_pixels import DEFAULT_FRAME_RESIZE, check_frame_resize
 from .prompts import check_int
-from .session import TrackingSession, check_direction, check_output
+from .session import TrackingSession, check_autocast, check_direction, check_mask_threshold, check_output
 from .video_io import is_stream, iter_frames
 
 #: Keyword arguments of ``tracker(...)`` with their defaults (also accepted by ``pipeline(...)`` as defaults).
@@ -31,10 +31,13 @@ CALL_OPTIONS = {
     "stream": False,
     "progress": False,
     "frame_resize": DEFAULT_FRAME_RESIZE,
+    "autocast": None,
+    "mask_threshold": 0.0,
+    "return_logits": False,
 }
 
 #: Options of the call itself, never per video: not accepted as dataset row keys.
-LOOP_OPTIONS = ("stream", "progress", "batch_size", "num_workers")
+LOOP_OPTIONS = ("stream", "progress", "batch_size", "num_workers", "autocast")
 
 _PROMPTS_ACCEPTED = "a list of prompt dicts, one prompt dict, or a JSON string of either"
 
@@ -123,7 +126,9 @@ class VideoObjectTrackingPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, compile: bool = False, **kwargs):
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be True or False, got {compile!r}")
         super().__init__(*args, **kwargs)
         if not is_video_model(self.model) or not hasattr(self.processor, "video_processor"):
             raise ValueError(
@@ -134,6 +139,8 @@ class VideoObjectTrackingPipeline(Pipeline):
         check_num_workers(self._num_workers)
         if self._batch_size is not None:
             check_batch_size(self._batch_size)
+        if compile:
+            compile_model(self.model)
 
     def _sanitize_parameters(self, **kwargs):
         """Check call options (``CALL_OPTIONS``); unknown keyword arguments are an error."""
@@ -149,10 +156,21 @@ class VideoObjectTrackingPipeline(Pipeline):
             check_output(kwargs["output"])
         if "frame_resize" in kwargs:
             check_frame_resize(kwargs["frame_resize"])
-        for flag in ("stream", "progress"):
+        if "autocast" in kwargs:
+            check_autocast(kwargs["autocast"])
+        if "mask_threshold" in kwargs:
+            check_mask_threshold(kwargs["mask_threshold"])
+        for flag in ("stream", "progress", "return_logits"):
             if flag in kwargs and not isinstance(kwargs[flag], bool):
                 raise ValueError(f"{flag} must be True or False, got {kwargs[flag]!r}")
         return {}, dict(kwargs), {}
+
+    @staticmethod
+    def _session_options(options: dict) -> dict:
+        """The session settings among merged call options (checked: RLE results cannot hold logits)."""
+        if options["return_logits"] and options["output"] == "rle":
+            raise ValueError("return_logits=True returns float logit arrays, which RLE results do not hold: use output='binary'")
+        return {name: options[name] for name in ("frame_resize", "autocast", "mask_threshold", "return_logits")}
 
     def _resolve_batch_size(self, batch_size):
         """``batch_size`` as given, else the pipeline's (``pipeline(..., batch_size=n)``), else 1."""
@@ -160,7 +178,7 @@ class VideoObjectTrackingPipeline(Pipeline):
             return batch_size
         return self._batch_size if self._batch_size is not None else 1
 
-    def session(self, video=None, *, prune_memory: bool = True, frame_resize: str | None = None, batch_size: int | None = None) -> TrackingSession:
+    def session(self, video=None, *, prune_memory: bool = True, frame_resize: str | None = None, batch_size: int | None = None, autocast=None, mask_threshold: float | None = None, return_logits: bool | None = None) -> TrackingSession:
         """Open an interactive :class:`~sam2_pipelines.session.TrackingSession` on ``video``.
 
         Without a video the session is a stream: feed it with ``session.push_frame(frame)``.
@@ -170,12 +188,23 @@ class VideoObjectTrackingPipeline(Pipeline):
         ``batch_size``: frames the image encoder encodes in one pass while propagating (results are the same;
         at most that many frames' features are held; streams encode one frame at a time); ``None`` takes
         ``pipeline(..., batch_size=...)``, else 1.
+        ``autocast``: ``torch.bfloat16`` / ``torch.float16`` (or their names) runs the model under
+        ``torch.autocast`` in that dtype; ``None`` takes ``pipeline(..., autocast=...)``, else float32 throughout.
+        ``mask_threshold`` (mask-logit threshold, default 0.0) and ``return_logits`` (add float32 video-resolution
+        ``"logits"`` to each result): ``None`` takes the pipeline's (``pipeline(..., mask_threshold=...)``).
         """
         if frame_resize is None:
             frame_resize = self._forward_params.get("frame_resize", DEFAULT_FRAME_RESIZE)
+        if autocast is None:
+            autocast = self._forward_params.get("autocast")
+        if mask_threshold is None:
+            mask_threshold = self._forward_params.get("mask_threshold", 0.0)
+        if return_logits is None:
+            return_logits = self._forward_params.get("return_logits", False)
         return TrackingSession(
             self.model, self.processor, video, device=self.device, prune_memory=prune_memory, frame_resize=frame_resize,
-            batch_size=self._resolve_batch_size(batch_size),
+            batch_size=self._resolve_batch_size(batch_size), autocast=autocast, mask_threshold=mask_threshold,
+            return_logits=return_logits,
         )
 
     def __call__(self, video, **kwargs):
@@ -207,6 +236,12 @@ class VideoObjectTrackingPipeline(Pipeline):
                 propagation direction) in one forward pass, then tracking uses them frame by frame (default 1,
                 or ``pipeline(..., batch_size=n)``). Results are the same; at most ``batch_size`` frames'
                 features are held. An iterator of frames (a stream) is always encoded one frame at a time.
+            mask_threshold: mask-logit threshold of the binary masks (default 0.0, as Meta and transformers).
+            return_logits: add ``"logits"`` (float32 ``(objects, 1, H, W)``, video resolution) to every result
+                (binary output only).
+            autocast: ``torch.bfloat16`` / ``torch.float16`` (or their names): run the model under
+                ``torch.autocast`` in that dtype (default: float32). Also ``pipeline(..., autocast=...)``;
+                ``pipeline(..., compile=True)`` compiles the model's fixed-shape parts with ``torch.compile``.
             num_workers: not supported (only ``None`` or 0): a ``ValueError`` pointing to
                 :func:`sam2_pipelines.sharding.map_sharded` for multi-process runs.
 
@@ -237,7 +272,7 @@ class VideoObjectTrackingPipeline(Pipeline):
                 logger.warning("batch_size=%d has no effect on an iterator of frames: a stream is encoded one frame at a time", batch_size)
             results = self._track_stream(video, list(prompts), options)
         else:
-            session = self.session(video, frame_resize=options["frame_resize"], batch_size=batch_size)
+            session = self.session(video, batch_size=batch_size, **self._session_options(options))
             try:
                 for prompt in prompts:
                     session.add_prompt(prompt)
@@ -275,7 +310,7 @@ class VideoObjectTrackingPipeline(Pipeline):
     def _stream_results(self, frames, by_frame, start, limit, options):
         from tqdm.auto import tqdm
 
-        session = self.session(frame_resize=options["frame_resize"])
+        session = self.session(**self._session_options(options))
         last_prompted = max(by_frame)
         seen = -1
         count = 0

@@ -58,7 +58,8 @@ def bounded_propagate(session, pass_count: int = 1, **options):
         held = session.memory_stats()
         if session._prune_memory:
             objects = len(session.object_ids)
-            assert held["tracked_outputs"] <= objects * WINDOW * pass_count, held
+            pinned = sum(len(frames) for frames in session._pinned.values())  # outputs of cleared prompts
+            assert held["tracked_outputs"] <= objects * WINDOW * pass_count + pinned, held
             assert held["vision_features"] <= 1
         results.append(result)
     return results
@@ -196,3 +197,56 @@ def test_benchmark_peak_memory_is_flat_in_video_length():
     ratio_line = [line for line in completed.stdout.splitlines() if "ratio" in line][0]
     ratio = float(ratio_line.split("=")[1].split()[0])
     assert ratio <= 1.15, completed.stdout
+
+
+def partial_repropagation(tracker, video, prune_memory: bool) -> tuple[list, list]:
+    """Meta's predictor keeps every tracked output between calls: a propagation started mid-video, and a
+    correction on a frame only an earlier call tracked, read those outputs (recomputed when dropped)."""
+    session = tracker.session(video, prune_memory=prune_memory)
+    replays = count_replays(session)
+    results = [session.add_points(0, 1, [[20, 24]], [1])]
+    results += bounded_propagate(session)
+    results += bounded_propagate(session, start_frame=8, max_frames=3)  # reads frames 0-7 of the first call
+    results.append(session.add_points(2, 1, [[30, 20]], [0]))  # frame 2: tracked by the first call only
+    results += bounded_propagate(session, start_frame=5, direction="backward", max_frames=3)
+    results += bounded_propagate(session)
+    return results, replays
+
+
+def test_partial_repropagation_reads_earlier_calls(sam2_tracker, clip12):
+    pruned, replays = partial_repropagation(sam2_tracker, clip12, prune_memory=True)
+    kept, kept_replays = partial_repropagation(sam2_tracker, clip12, prune_memory=False)
+    assert replays and not kept_replays  # the pruned session recomputed what it had dropped
+    assert_identical(pruned, kept)
+    fresh = sam2_tracker.session(clip12)
+    fresh.add_points(0, 1, [[20, 24]], [1])
+    alone = list(fresh.propagate(start_frame=8, max_frames=3))  # no earlier call: frames 0-7 are not memories
+    assert not all(np.array_equal(a["scores"], b["scores"]) for a, b in zip(alone, pruned[13:16]))
+
+
+def cleared_prompts(tracker, video, prune_memory: bool) -> list:
+    """Meta's ``clear_all_prompts_in_frame``: a cleared conditioning frame's output stays readable as a tracked
+    output until the frame is re-tracked; the frame counts as untracked (a new prompt there starts afresh)."""
+    session = tracker.session(video, prune_memory=prune_memory)
+    results = [session.add_points(0, 1, [[20, 24]], [1]), session.add_points(6, 1, [[40, 30]], [1])]
+    results += bounded_propagate(session)
+    session.clear_prompts(6, 1)
+    assert session.prompted_frames == {1: [0]}
+    results += bounded_propagate(session, start_frame=9, max_frames=3)  # reads frame 6's cleared output (kept) and frames 7-8 (recomputed)
+    results.append(session.add_points(6, 1, [[30, 20]], [1]))  # untracked again: from the click alone
+    session.clear_prompts(6, 1)  # a pending prompt: forgotten with its result
+    results += bounded_propagate(session)
+    return results
+
+
+def test_cleared_prompts_read_like_meta(sam2_tracker, clip12):
+    pruned = cleared_prompts(sam2_tracker, clip12, prune_memory=True)
+    kept = cleared_prompts(sam2_tracker, clip12, prune_memory=False)
+    assert_identical(pruned, kept)
+    session = sam2_tracker.session(clip12)
+    session.add_points(0, 1, [[20, 24]], [1])
+    session.clear_prompts(0, 1)
+    with pytest.raises(ValueError, match="no prompts left"):
+        session.propagate()
+    with pytest.raises(ValueError, match="unknown object id 5"):
+        session.clear_prompts(0, 5)

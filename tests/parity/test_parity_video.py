@@ -160,3 +160,151 @@ def test_reverse_propagation(our_tracker, meta_predictor, frame_folder):
     ours = ours_by_frame(our_tracker(str(frame_folder), prompts=prompts, direction="backward"))
     assert len(theirs) == NUM_FRAMES
     assert_tracks_match(ours, theirs, "backward")
+
+
+def meta_calls(predictor, state, calls) -> list:
+    """Run ``calls`` on Meta's predictor; returns one ``{frame: {obj_id: mask}}`` per call."""
+    results = []
+    for call in calls:
+        kind = call[0]
+        with torch.inference_mode():
+            if kind == "propagate":
+                _, reverse, start, count = call
+                frames = {}
+                for frame, obj_ids, logits in predictor.propagate_in_video(
+                    state, start_frame_idx=start, max_frame_num_to_track=count - 1, reverse=reverse
+                ):
+                    frames[frame] = {int(i): (logits[k, 0] > 0).numpy() for k, i in enumerate(obj_ids)}
+                results.append(frames)
+            elif kind == "click":
+                _, frame, obj_id, point, label = call
+                _, obj_ids, logits = predictor.add_new_points_or_box(
+                    state, frame_idx=frame, obj_id=obj_id, points=np.array([point]), labels=np.array([label]), clear_old_points=False
+                )
+                results.append({frame: {obj_id: (logits[list(obj_ids).index(obj_id), 0] > 0).numpy()}})
+            elif kind == "mask":
+                _, frame, obj_id, mask = call
+                predictor.add_new_mask(state, frame_idx=frame, obj_id=obj_id, mask=mask)
+                results.append(None)
+            elif kind == "clear":
+                predictor.clear_all_prompts_in_frame(state, call[1], call[2], need_output=False)
+                results.append(None)
+            else:  # remove
+                predictor.remove_object(state, call[1])
+                results.append(None)
+    return results
+
+
+def our_calls(session, calls) -> list:
+    """The same ``calls`` on one of our sessions."""
+    results = []
+    for call in calls:
+        kind = call[0]
+        if kind == "propagate":
+            _, reverse, start, count = call
+            direction = "backward" if reverse else "forward"
+            results.append(ours_by_frame(list(session.propagate(direction=direction, start_frame=start, max_frames=count))))
+        elif kind == "click":
+            _, frame, obj_id, point, label = call
+            results.append(ours_by_frame([session.add_points(frame, obj_id, [point], [label])]))
+        elif kind == "mask":
+            session.add_mask(call[1], call[2], call[3])
+            results.append(None)
+        elif kind == "clear":
+            session.clear_prompts(call[1], call[2])
+            results.append(None)
+        else:
+            session.remove_object(call[1])
+            results.append(None)
+    return results
+
+
+def assert_calls_match(ours, theirs, calls, what):
+    propagated = []
+    for index, (call, mine, reference) in enumerate(zip(calls, ours, theirs)):
+        if reference is None:
+            continue
+        name = f"{what}, call {index} {call[:2] if call[0] == 'propagate' else call[:3]}"
+        assert_tracks_match(mine, reference, name, check_coverage=False)
+        if call[0] == "propagate":
+            propagated += [float(m.mean()) for masks in reference.values() for m in masks.values()]
+    assert any(0.02 < c < 0.98 for c in propagated), f"{what}: Meta's tracked masks are all empty or full: {propagated}"
+
+
+def square_mask(frame: int) -> np.ndarray:
+    mask = np.zeros((HEIGHT, WIDTH), dtype=bool)
+    left = int((WIDTH - 30) * frame / (NUM_FRAMES - 1))
+    mask[45:75, left : left + 30] = True  # the moving square on that frame
+    return mask
+
+
+def test_correction_after_a_partial_repropagation(our_tracker, meta_predictor, frame_folder):
+    """Prompt frame 0, propagate everything, re-propagate frames 5-7 only, then correct frame 2 (tracked only by
+    the first call) and re-propagate: every call's masks equal Meta's. The correction reads frame 2's mask logits
+    and its neighbours' memories from the first propagation, which the session dropped and recomputes."""
+    calls = [
+        ("mask", 0, 1, square_mask(0)),
+        ("propagate", False, 0, NUM_FRAMES),
+        ("propagate", False, 5, 3),
+        ("click", 2, 1, [40.0, 100.0], 0),
+        ("propagate", False, 0, NUM_FRAMES),
+    ]
+    theirs = meta_calls(meta_predictor, meta_state(meta_predictor, frame_folder, our_tracker), calls)
+    ours = our_calls(our_tracker.session(str(frame_folder)), calls)
+    assert_calls_match(ours, theirs, calls, "partial re-propagation")
+
+
+def test_cleared_prompts(our_tracker, meta_predictor, frame_folder):
+    """Meta's ``clear_all_prompts_in_frame``: the cleared frame's output is read as a tracked output, and a new
+    click there segments from the click alone."""
+    calls = [
+        ("mask", 0, 1, square_mask(0)),
+        ("mask", 4, 1, square_mask(4)),
+        ("propagate", False, 0, NUM_FRAMES),
+        ("clear", 4, 1),
+        ("propagate", False, 5, 3),
+        ("click", 4, 1, [70.0, 60.0], 1),
+        ("propagate", False, 3, 3),
+    ]
+    theirs = meta_calls(meta_predictor, meta_state(meta_predictor, frame_folder, our_tracker), calls)
+    ours = our_calls(our_tracker.session(str(frame_folder)), calls)
+    assert_calls_match(ours, theirs, calls, "cleared prompts")
+
+
+def random_calls(seed: int, length: int = 6) -> list:
+    """A random call sequence: a mask prompt on a random frame, then propagations (direction, start, length),
+    correction clicks on tracked frames, a second object and, sometimes, its removal."""
+    rng = np.random.default_rng(seed)
+    first = int(rng.integers(NUM_FRAMES))
+    calls = [("mask", first, 1, square_mask(first))]
+    objects, tracked = [1], set()
+    for _ in range(length):
+        choice = rng.choice(["propagate", "propagate", "click", "object", "remove"])
+        if choice == "click" and tracked:
+            frame = int(rng.choice(sorted(tracked)))
+            point = [float(rng.integers(WIDTH)), float(rng.integers(HEIGHT))]
+            calls.append(("click", frame, int(rng.choice(objects)), point, int(rng.integers(2))))
+        elif choice == "object" and len(objects) < 3:
+            frame = int(rng.integers(NUM_FRAMES))
+            objects.append(max(objects) + 1)
+            calls.append(("mask", frame, objects[-1], square_mask(frame)))
+        elif choice == "remove" and len(objects) > 1:
+            calls.append(("remove", objects.pop()))
+        else:
+            reverse = bool(rng.integers(2))
+            start = int(rng.integers(NUM_FRAMES))
+            count = int(rng.integers(1, NUM_FRAMES + 1))
+            calls.append(("propagate", reverse, start, count))
+            tracked |= set(range(start, max(start - count, -1), -1) if reverse else range(start, min(start + count, NUM_FRAMES)))
+    if calls[-1][0] != "propagate":
+        calls.append(("propagate", False, 0, NUM_FRAMES))
+    return calls
+
+
+@pytest.mark.parametrize("seed", [11, 20])
+def test_random_call_sequences(our_tracker, meta_predictor, frame_folder, seed):
+    """Randomly generated sequences of prompts, corrections, propagations and removals give Meta's masks."""
+    calls = random_calls(seed)
+    theirs = meta_calls(meta_predictor, meta_state(meta_predictor, frame_folder, our_tracker), calls)
+    ours = our_calls(our_tracker.session(str(frame_folder)), calls)
+    assert_calls_match(ours, theirs, calls, f"sequence {seed}")

@@ -1,0 +1,136 @@
+"""SAM 2 memory attention for the objects of one frame, with the frame's shared work done once.
+
+``Sam2VideoMemoryAttention`` conditions the current frame's features on one object's memory bank. It costs
+about 600 GFLOP per object and frame on a full bank (7 memory frames of 64x64 tokens): four layers of
+self-attention over the frame's 4096 tokens and cross-attention from those tokens to ~28,700 memory tokens.
+This module computes the same function with less work, without approximations (results differ from the
+module's only by float rounding):
+
+* **values in the memory's own width.** Cross-attention values are ``v_proj(memory)`` (64 -> 256 channels).
+  Since attention rows sum to one, ``softmax(QK^T) @ (M W^T + b) = (softmax(QK^T) @ M) W^T + b``: the
+  attention product runs on the 64-channel memory (a quarter of the FLOPs of the 256-channel one) and the
+  projection on the 4096 outputs. This removes about 180 GFLOP per object and frame.
+* **what depends on the frame alone, once per frame.** The first layer's self-attention reads only the
+  current frame's features, so its output, and the first cross-attention's rotated queries, are the same for
+  every object (:class:`FrameContext`); the first object computes them, the others reuse them.
+* **one projection per input.** Self-attention's query/key/value projections of the same tokens are one GEMM.
+
+On CPUs attention runs in query chunks (scores, row max, ``exp`` in place, one GEMM against the memory with
+the row sums taken alongside), since PyTorch's fused CPU kernel needs equal key and value widths; elsewhere
+``scaled_dot_product_attention`` takes the 64-channel values directly.
+
+Supported: configurations with one attention head (every SAM 2 / 2.1 checkpoint); :func:`supported` tells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+#: Query rows per chunk of the CPU attention (scores of one chunk: rows x memory tokens floats).
+QUERY_CHUNK = 512
+
+
+def supported(model) -> bool:
+    """Whether ``model`` (a ``Sam2VideoModel``) has the memory attention this module computes."""
+    attention = getattr(model, "memory_attention", None)
+    if attention is None or type(attention).__name__ != "Sam2VideoMemoryAttention":
+        return False
+    layer = attention.layers[0]
+    return layer.self_attn.num_attention_heads == 1 and layer.cross_attn_image.num_attention_heads == 1
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Axial rotary encoding as transformers applies it (pairwise rotation of channels)."""
+    pairs = x.view(*x.shape[:-1], -1, 2)
+    rotated = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
+    return x * cos + rotated * sin
+
+
+def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float) -> torch.Tensor:
+    """``softmax(query @ key^T * scale) @ value`` for 2-D ``(tokens, channels)`` tensors."""
+    if query.device.type != "cpu" or key.shape[-1] == value.shape[-1] or torch.is_autocast_enabled("cpu"):
+        return F.scaled_dot_product_attention(query[None], key[None], value[None], scale=scale)[0]
+    key_t = key.t().contiguous()
+    out = value.new_empty(query.shape[0], value.shape[1])
+    scores = query.new_empty(min(QUERY_CHUNK, query.shape[0]), key.shape[0])
+    for start in range(0, query.shape[0], QUERY_CHUNK):
+        rows = query[start : start + QUERY_CHUNK] * scale
+        chunk = scores[: rows.shape[0]]
+        torch.mm(rows, key_t, out=chunk)
+        chunk.sub_(chunk.amax(dim=1, keepdim=True)).exp_()
+        part = out[start : start + rows.shape[0]]
+        torch.mm(chunk, value, out=part)
+        part.div_(chunk.sum(dim=1, keepdim=True))
+    return out
+
+
+@dataclass
+class FrameContext:
+    """What the memory attention of every object of one frame shares (computed by the first object)."""
+
+    features: torch.Tensor  # (tokens, channels): the frame's top-level features
+    position: torch.Tensor  # (tokens, channels): their positional embedding
+    shared: dict = field(default_factory=dict)
+
+
+def _self_attention(attention, hidden: torch.Tensor, cos, sin) -> torch.Tensor:
+    weight = torch.cat([attention.q_proj.weight, attention.k_proj.weight, attention.v_proj.weight])
+    bias = torch.cat([attention.q_proj.bias, attention.k_proj.bias, attention.v_proj.bias])
+    q, k, v = F.linear(hidden, weight, bias).chunk(3, dim=-1)
+    q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+    out = F.scaled_dot_product_attention(q[None], k[None], v[None], scale=attention.scaling)[0]
+    return attention.o_proj(out)
+
+
+def _cross_attention(attention, query: torch.Tensor, memory: torch.Tensor, memory_position: torch.Tensor, cos, sin, num_pointer_tokens: int) -> torch.Tensor:
+    """Cross-attention of rotated ``query`` (already projected) to ``memory`` (tokens, 64)."""
+    key = attention.k_proj(memory + memory_position)
+    spatial = key.shape[0] - num_pointer_tokens
+    if spatial:
+        repeat = spatial // cos.shape[0]
+        rotated = _rotate(key[:spatial].view(repeat, cos.shape[0], -1), cos, sin).view(spatial, -1)
+        key = torch.cat([rotated, key[spatial:]]) if num_pointer_tokens else rotated
+    mixed = _attend(query, key, memory, attention.scaling)
+    return attention.o_proj(attention.v_proj(mixed))
+
+
+def condition(model, context: FrameContext, memory: torch.Tensor, memory_position: torch.Tensor, num_pointer_tokens: int) -> torch.Tensor:
+    """The frame's features conditioned on one object's memory: ``model.memory_attention``'s output.
+
+    Args:
+        model: a ``Sam2VideoModel`` (:func:`supported`).
+        context: the frame's :class:`FrameContext` (shared by the objects of the frame).
+        memory: ``(memory tokens, 1, 64)`` the object's memory features then object-pointer tokens.
+        memory_position: their positional embeddings, same shape.
+        num_pointer_tokens: how many trailing tokens are object pointers (not rotated).
+
+    Returns:
+        ``(tokens, channels)``: the module's output (which is ``(1, 1, tokens, channels)``).
+    """
+    attention = model.memory_attention
+    dtype = context.features.dtype
+    memory = memory[:, 0].to(dtype)
+    memory_position = memory_position[:, 0].to(dtype)
+    shared = context.shared
+    if not shared:
+        cos, sin = attention.rotary_emb(context.features, attention.position_ids)
+        cos, sin = cos[0].to(dtype), sin[0].to(dtype)
+        first = attention.layers[0]
+        hidden = context.features + 0.1 * context.position
+        hidden = hidden + _self_attention(first.self_attn, first.layer_norm1(hidden), cos, sin)
+        cross = first.cross_attn_image
+        shared.update(cos=cos, sin=sin, hidden=hidden, query=_rotate(cross.q_proj(first.layer_norm2(hidden)), cos, sin))
+    cos, sin = shared["cos"], shared["sin"]
+    hidden = shared["hidden"]
+    for index, layer in enumerate(attention.layers):
+        if index:
+            hidden = hidden + _self_attention(layer.self_attn, layer.layer_norm1(hidden), cos, sin)
+            query = _rotate(layer.cross_attn_image.q_proj(layer.layer_norm2(hidden)), cos, sin)
+        else:
+            query = shared["query"]
+        hidden = hidden + _cross_attention(layer.cross_attn_image, query, memory, memory_position, cos, sin, num_pointer_tokens)
+        hidden = hidden + layer.linear2(layer.activation(layer.linear1(layer.layer_norm3(hidden))))
+    return attention.layer_norm(hidden)
