@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
@@ -369,6 +371,10 @@ def _write_atomically(path: Path, write) -> None:
             temporary.unlink()
 
 
+#: What ``track`` writes into ``--out`` (each replaced whole, after everything was written).
+TRACK_OUTPUTS = ("masks", "overlay.mp4", "tracks.json")
+
+
 def track(args) -> int:
     """Run ``track``: palette PNGs, ``overlay.mp4`` and ``tracks.json`` in ``args.out``."""
     from . import video_io
@@ -384,6 +390,9 @@ def track(args) -> int:
     if not os.path.exists(args.video):
         raise CommandError(f"video not found: {args.video}")
     _check_out_dir(args.out)
+    for name in TRACK_OUTPUTS[1:]:
+        if (args.out / name).is_dir():
+            raise UsageError(f"{args.out / name} is a folder; track writes a file there (move it or pick another --out)")
     tracker = load_pipeline("video-object-tracking", args.model, args.device, args.dtype, args.progress)
     video = video_io.open_video(args.video)
     results = tracker(
@@ -395,9 +404,6 @@ def track(args) -> int:
         progress=args.progress,
         frame_resize=args.frame_resize,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    video_io.write_palette_pngs(results, args.out / "masks")
-    video_io.write_overlay_video(video, results, args.out / "overlay.mp4", fps=args.fps)
     frames = [
         {
             "frame_idx": int(result["frame_idx"]),
@@ -408,7 +414,20 @@ def track(args) -> int:
         for result in results
     ]
     document = {"video": str(args.video), "model": args.model, "prompts": prompts, "frames": frames}
-    (args.out / "tracks.json").write_text(json.dumps(_json_ready(document)))
+    args.out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".track-partial-", dir=args.out))  # nothing final until all is written
+    try:
+        video_io.write_palette_pngs(results, staging / "masks")
+        video_io.write_overlay_video(video, results, staging / "overlay.mp4", fps=args.fps)
+        (staging / "tracks.json").write_text(json.dumps(_json_ready(document)))
+        for name in TRACK_OUTPUTS:  # replace the outputs of an earlier run into the same folder
+            target = args.out / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(staging / name, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        video.close()
     print(f"{args.video}: {len(frames)} frames, objects {sorted({i for f in frames for i in f['object_ids']})} -> {args.out}")
     return 0
 

@@ -209,3 +209,31 @@ def test_serve_reports_models_it_cannot_use_before_serving(tiny_image_model_dir,
     assert str(missing) in capsys.readouterr().err
     assert cli.main(["serve", "--model", tiny_image_model_dir, "--device", "cpu"]) == 1
     assert "image-only checkpoint" in capsys.readouterr().err
+
+
+def test_track_leaves_no_partial_outputs(tiny_tracking_model_dir, video_path, tmp_path, monkeypatch):
+    """A failure while writing (here: the overlay's disk is full) leaves the earlier run's outputs as they were."""
+    from sam2_pipelines import video_io
+
+    out = tmp_path / "out"
+    command = ["track", video_path, "--frame", "0", "--obj", "1", "--point", "16,48", "--out", str(out),
+               "--model", tiny_tracking_model_dir, "--device", "cpu", "--no-progress"]
+    assert cli.main(command) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(video_io, "write_overlay_video", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        cli.main([*command[:6], "--point", "30,40", *command[8:]])
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before and sorted(p.name for p in out.iterdir()) == ["masks", "overlay.mp4", "tracks.json"]
+
+
+def test_track_refuses_a_folder_where_it_writes_a_file(tiny_tracking_model_dir, video_path, tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "tracks.json").mkdir(parents=True)
+    code = cli.main(["track", video_path, "--frame", "0", "--obj", "1", "--point", "16,48", "--out", str(out),
+                     "--model", tiny_tracking_model_dir, "--device", "cpu", "--no-progress"])
+    assert code != 0 and "tracks.json is a folder" in capsys.readouterr().err
