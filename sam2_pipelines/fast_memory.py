@@ -15,9 +15,10 @@ module's only by float rounding):
   every object (:class:`FrameContext`); the first object computes them, the others reuse them.
 * **one projection per input.** Self-attention's query/key/value projections of the same tokens are one GEMM.
 
-On CPUs attention runs in query chunks (scores, row max, ``exp`` in place, one GEMM against the memory with
-the row sums taken alongside), since PyTorch's fused CPU kernel needs equal key and value widths; elsewhere
-``scaled_dot_product_attention`` takes the 64-channel values directly.
+On CPUs attention runs in query chunks (one GEMM for the scores, softmax in place, one GEMM against the
+memory), since PyTorch's fused CPU kernel needs equal key and value widths; elsewhere
+``scaled_dot_product_attention`` takes the 64-channel values directly. Rotary encodings are one complex
+product per tensor.
 
 Supported: configurations with one attention head (every SAM 2 / 2.1 checkpoint); :func:`supported` tells.
 """
@@ -42,11 +43,16 @@ def supported(model) -> bool:
     return layer.self_attn.num_attention_heads == 1 and layer.cross_attn_image.num_attention_heads == 1
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Axial rotary encoding as transformers applies it (pairwise rotation of channels)."""
-    pairs = x.view(*x.shape[:-1], -1, 2)
-    rotated = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
-    return x * cos + rotated * sin
+def _rotation(cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """transformers' rotary ``cos``/``sin`` (each value repeated for a channel pair) as unit complex numbers."""
+    return torch.complex(cos[..., ::2].float(), sin[..., ::2].float())
+
+
+def _rotate(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Axial rotary encoding as transformers applies it (channel pairs ``(a, b)`` rotated by the position's
+    angles: ``(a cos - b sin, a sin + b cos)``), as one complex product."""
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
 
 
 def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float) -> torch.Tensor:
@@ -60,10 +66,8 @@ def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: 
         rows = query[start : start + QUERY_CHUNK] * scale
         chunk = scores[: rows.shape[0]]
         torch.mm(rows, key_t, out=chunk)
-        chunk.sub_(chunk.amax(dim=1, keepdim=True)).exp_()
-        part = out[start : start + rows.shape[0]]
-        torch.mm(chunk, value, out=part)
-        part.div_(chunk.sum(dim=1, keepdim=True))
+        torch.ops.aten._softmax.out(chunk, 1, False, out=chunk)  # in place: one pass over the scores per row
+        torch.mm(chunk, value, out=out[start : start + rows.shape[0]])
     return out
 
 
@@ -76,22 +80,22 @@ class FrameContext:
     shared: dict = field(default_factory=dict)
 
 
-def _self_attention(attention, hidden: torch.Tensor, cos, sin) -> torch.Tensor:
+def _self_attention(attention, hidden: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     weight = torch.cat([attention.q_proj.weight, attention.k_proj.weight, attention.v_proj.weight])
     bias = torch.cat([attention.q_proj.bias, attention.k_proj.bias, attention.v_proj.bias])
     q, k, v = F.linear(hidden, weight, bias).chunk(3, dim=-1)
-    q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+    q, k = _rotate(q, rotation), _rotate(k, rotation)
     out = F.scaled_dot_product_attention(q[None], k[None], v[None], scale=attention.scaling)[0]
     return attention.o_proj(out)
 
 
-def _cross_attention(attention, query: torch.Tensor, memory: torch.Tensor, memory_position: torch.Tensor, cos, sin, num_pointer_tokens: int) -> torch.Tensor:
+def _cross_attention(attention, query: torch.Tensor, memory: torch.Tensor, memory_position: torch.Tensor, rotation: torch.Tensor, num_pointer_tokens: int) -> torch.Tensor:
     """Cross-attention of rotated ``query`` (already projected) to ``memory`` (tokens, 64)."""
     key = attention.k_proj(memory + memory_position)
     spatial = key.shape[0] - num_pointer_tokens
     if spatial:
-        repeat = spatial // cos.shape[0]
-        rotated = _rotate(key[:spatial].view(repeat, cos.shape[0], -1), cos, sin).view(spatial, -1)
+        repeat = spatial // rotation.shape[0]
+        rotated = _rotate(key[:spatial].view(repeat, rotation.shape[0], -1), rotation).view(spatial, -1)
         key = torch.cat([rotated, key[spatial:]]) if num_pointer_tokens else rotated
     mixed = _attend(query, key, memory, attention.scaling)
     return attention.o_proj(attention.v_proj(mixed))
@@ -117,20 +121,20 @@ def condition(model, context: FrameContext, memory: torch.Tensor, memory_positio
     shared = context.shared
     if not shared:
         cos, sin = attention.rotary_emb(context.features, attention.position_ids)
-        cos, sin = cos[0].to(dtype), sin[0].to(dtype)
+        rotation = _rotation(cos[0], sin[0])
         first = attention.layers[0]
         hidden = context.features + 0.1 * context.position
-        hidden = hidden + _self_attention(first.self_attn, first.layer_norm1(hidden), cos, sin)
+        hidden = hidden + _self_attention(first.self_attn, first.layer_norm1(hidden), rotation)
         cross = first.cross_attn_image
-        shared.update(cos=cos, sin=sin, hidden=hidden, query=_rotate(cross.q_proj(first.layer_norm2(hidden)), cos, sin))
-    cos, sin = shared["cos"], shared["sin"]
+        shared.update(rotation=rotation, hidden=hidden, query=_rotate(cross.q_proj(first.layer_norm2(hidden)), rotation))
+    rotation = shared["rotation"]
     hidden = shared["hidden"]
     for index, layer in enumerate(attention.layers):
         if index:
-            hidden = hidden + _self_attention(layer.self_attn, layer.layer_norm1(hidden), cos, sin)
-            query = _rotate(layer.cross_attn_image.q_proj(layer.layer_norm2(hidden)), cos, sin)
+            hidden = hidden + _self_attention(layer.self_attn, layer.layer_norm1(hidden), rotation)
+            query = _rotate(layer.cross_attn_image.q_proj(layer.layer_norm2(hidden)), rotation)
         else:
             query = shared["query"]
-        hidden = hidden + _cross_attention(layer.cross_attn_image, query, memory, memory_position, cos, sin, num_pointer_tokens)
+        hidden = hidden + _cross_attention(layer.cross_attn_image, query, memory, memory_position, rotation, num_pointer_tokens)
         hidden = hidden + layer.linear2(layer.activation(layer.linear1(layer.layer_norm3(hidden))))
     return attention.layer_norm(hidden)

@@ -273,35 +273,50 @@ def test_cleared_prompts(our_tracker, meta_predictor, frame_folder):
 
 def random_calls(seed: int, length: int = 6) -> list:
     """A random call sequence: a mask prompt on a random frame, then propagations (direction, start, length),
-    correction clicks on tracked frames, a second object and, sometimes, its removal."""
+    correction clicks on tracked frames, a second object and, sometimes, its removal.
+
+    A propagation starts where every object has a prompted frame at or behind the start (in its direction):
+    otherwise Meta's predictor, on a CPU in float32, fails on its first step (no object pointer to read, so its
+    memory is all bfloat16 and meets float32 weights); our sessions track such starts too. Backward
+    propagations start after frame 0: Meta's ``propagate_in_video(reverse=True)`` from frame 0 tracks nothing,
+    ``propagate(direction="backward", start_frame=0)`` tracks frame 0.
+    """
     rng = np.random.default_rng(seed)
     first = int(rng.integers(NUM_FRAMES))
     calls = [("mask", first, 1, square_mask(first))]
-    objects, tracked = [1], set()
+    prompted, tracked = {1: {first}}, set()
     for _ in range(length):
         choice = rng.choice(["propagate", "propagate", "click", "object", "remove"])
         if choice == "click" and tracked:
-            frame = int(rng.choice(sorted(tracked)))
+            frame, obj_id = int(rng.choice(sorted(tracked))), int(rng.choice(sorted(prompted)))
             point = [float(rng.integers(WIDTH)), float(rng.integers(HEIGHT))]
-            calls.append(("click", frame, int(rng.choice(objects)), point, int(rng.integers(2))))
-        elif choice == "object" and len(objects) < 3:
-            frame = int(rng.integers(NUM_FRAMES))
-            objects.append(max(objects) + 1)
-            calls.append(("mask", frame, objects[-1], square_mask(frame)))
-        elif choice == "remove" and len(objects) > 1:
-            calls.append(("remove", objects.pop()))
+            calls.append(("click", frame, obj_id, point, int(rng.integers(2))))
+            prompted[obj_id].add(frame)
+        elif choice == "object" and len(prompted) < 3:
+            frame, obj_id = int(rng.integers(NUM_FRAMES)), max(prompted) + 1
+            calls.append(("mask", frame, obj_id, square_mask(frame)))
+            prompted[obj_id] = {frame}
+        elif choice == "remove" and len(prompted) > 1:
+            obj_id = max(prompted)
+            calls.append(("remove", obj_id))
+            del prompted[obj_id]
         else:
-            reverse = bool(rng.integers(2))
-            start = int(rng.integers(NUM_FRAMES))
+            latest_reverse_start = min(max(frames) for frames in prompted.values())
+            reverse = bool(rng.integers(2)) and latest_reverse_start > 0  # Meta does not track backward from frame 0
+            if reverse:
+                start = int(rng.integers(1, latest_reverse_start + 1))
+            else:
+                start = int(rng.integers(max(min(frames) for frames in prompted.values()), NUM_FRAMES))
             count = int(rng.integers(1, NUM_FRAMES + 1))
             calls.append(("propagate", reverse, start, count))
             tracked |= set(range(start, max(start - count, -1), -1) if reverse else range(start, min(start + count, NUM_FRAMES)))
     if calls[-1][0] != "propagate":
-        calls.append(("propagate", False, 0, NUM_FRAMES))
+        start = max(min(frames) for frames in prompted.values())
+        calls.append(("propagate", False, start, NUM_FRAMES))
     return calls
 
 
-@pytest.mark.parametrize("seed", [11, 20])
+@pytest.mark.parametrize("seed", [47, 67])
 def test_random_call_sequences(our_tracker, meta_predictor, frame_folder, seed):
     """Randomly generated sequences of prompts, corrections, propagations and removals give Meta's masks."""
     calls = random_calls(seed)

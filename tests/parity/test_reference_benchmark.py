@@ -1,7 +1,9 @@
-"""Smoke run of ``benchmarks/reference_benchmark.py --quick`` (ours vs Meta vs transformers, same weights)."""
+"""Smoke runs of ``benchmarks/reference_benchmark.py --quick`` and ``benchmarks/video_benchmark.py`` at minimal settings
+(ours vs Meta vs transformers, same weights)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -26,3 +28,42 @@ def test_quick_run_prints_every_ratio():
     masks = next(line for line in out.splitlines() if line.startswith("AMG masks returned"))
     counts = [int(v) for v in masks.split()[3:6]]
     assert counts[0] == counts[1] > 0, f"ours and Meta's AMG disagree on the number of masks: {masks}"
+
+
+VIDEO_SCRIPT = SCRIPT.parent / "video_benchmark.py"
+
+
+@pytest.mark.timeout(1800)
+def test_video_benchmark_smoke_run(tmp_path):
+    """``benchmarks/video_benchmark.py`` at its smallest: 2 frames, 1 object, the bedroom clip, a 2-frame long video.
+
+    Every contender runs the full-size random weights (built in ``tmp_path``), so this takes a few minutes on a CPU.
+    """
+    report = tmp_path / "video.json"
+    command = [
+        sys.executable, str(VIDEO_SCRIPT), "--weights", str(tmp_path / "weights"), "--frames", "2", "--objects", "1",
+        "--clips", "bedroom", "--long-frames", "2", "--warmup-frames", "1", "--json", str(report),
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=1500)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    out = completed.stdout
+    for metric in (
+        "bedroom 540x960, 1 obj: total seconds",
+        "bedroom 540x960, 1 obj: steady fps",
+        "bedroom 540x960, 1 obj: peak RSS MiB",
+        "first mask, 2 frames 1280x720: seconds",
+        "first mask, 2 frames 1280x720: peak RSS MiB",
+    ):
+        line = next((line for line in out.splitlines() if line.startswith(f"| {metric}")), None)
+        assert line is not None, f"no {metric!r} row in:\n{out}"
+        assert len(re.findall(r"\d+\.\d+x", line)) == 2, line  # ours vs meta, ours vs transformers
+    assert "command: python " in out
+    results = json.loads(report.read_text())
+    steady = results["steady"]["bedroom"]["1"]
+    assert all(run["frames"] == 2 and run["steady_frames"] == 1 for run in steady["results"].values()), steady["results"]
+    meta = steady["iou_vs_ours"]["meta"]
+    # the comparison must be able to fail: the masks are neither empty nor the whole frame
+    assert 0.02 < meta["ours_coverage_min"] <= meta["ours_coverage_max"] < 0.98, meta
+    assert meta["min_iou"] >= 0.99, f"ours and Meta's tracked masks disagree: {meta}"
+    first = results["first_mask"]
+    assert all(run["frames"] == 2 and run["mask_coverage"] > 0.02 for run in first.values()), first
