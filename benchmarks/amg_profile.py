@@ -23,9 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
-import functools
 import sys
 import tempfile
 import time
@@ -35,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing the package
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.profiling import FlopCounter, StageTimer, build_reference_model, patched, sgemm_rate  # noqa: E402
 from benchmarks.reference_benchmark import (  # noqa: E402
     DEFAULT_THRESHOLDS,
-    META_CONFIG,
     SAMPLE_PHOTO,
     ZERO_THRESHOLDS,
     cpu_seconds,
@@ -45,103 +43,8 @@ from benchmarks.reference_benchmark import (  # noqa: E402
 )
 
 
-def sgemm_rate(threads: int) -> float:
-    """Measured float32 matrix-multiply rate of this machine in FLOP/s (2048x2048 products, best of 5)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * 2048**3 / best
-
-
-class StageTimer:
-    """Wall and CPU seconds and calls per named stage; nested stages are charged to the innermost one."""
-
-    def __init__(self, flops: "FlopCounter"):
-        self.wall = collections.Counter()
-        self.cpu = collections.Counter()
-        self.flops = collections.Counter()
-        self.calls = collections.Counter()
-        self._flop_counter = flops
-        self._stack = []
-
-    def wrap(self, name, function):
-        @functools.wraps(function)
-        def timed(*args, **kwargs):
-            start, cpu, flops = time.perf_counter(), cpu_seconds(), self._flop_counter.total
-            self._stack.append([0.0, 0.0, 0])
-            try:
-                return function(*args, **kwargs)
-            finally:
-                inner = self._stack.pop()
-                spent = (time.perf_counter() - start, cpu_seconds() - cpu, self._flop_counter.total - flops)
-                self.wall[name] += spent[0] - inner[0]
-                self.cpu[name] += spent[1] - inner[1]
-                self.flops[name] += spent[2] - inner[2]
-                self.calls[name] += 1
-                if self._stack:
-                    for i in range(3):
-                        self._stack[-1][i] += spent[i]
-
-        return timed
-
-
-@contextlib.contextmanager
-def patched(target, name, replacement):
-    original = getattr(target, name)
-    setattr(target, name, replacement)
-    try:
-        yield
-    finally:
-        setattr(target, name, original)
-
-
 def build_model(directory: Path) -> str:
-    import torch
-    from sam2.build_sam import build_sam2
-
-    from sam2_pipelines import convert_checkpoint
-
-    torch.manual_seed(1)
-    meta = build_sam2(META_CONFIG, None, device="cpu")
-    checkpoint = directory / "sam2.1_hiera_tiny_random.pt"
-    torch.save({"model": meta.state_dict()}, checkpoint)
-    return str(convert_checkpoint(checkpoint, directory / "converted", kind="image"))
-
-
-class FlopCounter:
-    """Counts the FLOPs of matrix products, convolutions and attention run while active (no module hooks)."""
-
-    def __init__(self):
-        from torch.utils._python_dispatch import TorchDispatchMode
-        from torch.utils.flop_counter import flop_registry
-
-        counter = self
-
-        class Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                kwargs = kwargs or {}
-                out = func(*args, **kwargs)
-                packet = func._overloadpacket
-                if packet in flop_registry:
-                    counter.total += flop_registry[packet](*args, **kwargs, out_val=out)
-                return out
-
-        self.total = 0
-        self._mode = Mode()
-
-    def __enter__(self):
-        self._mode.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self._mode.__exit__(*exc)
+    return build_reference_model(directory, "image")
 
 
 def reference_decoder_flops(generator, points: int) -> float:

@@ -237,7 +237,13 @@ def measure_once(kind: str, which: str, paths: dict, args, objects: int = 1) -> 
         "--frames", str(args.frames), "--frame-height", str(args.frame_height), "--frame-width", str(args.frame_width),
         "--thresholds", args.thresholds,
     ]
-    package_root = Path(args.baseline).resolve() if which == "before" else ROOT
+    return run_child(command, which, args.baseline, kind)
+
+
+def run_child(command: list, which: str, baseline: str | None, kind: str) -> dict:
+    """Run a measuring child process (``which == "before"``: with the package of the ``baseline`` checkout) and
+    return the JSON of its ``RESULT`` line."""
+    package_root = Path(baseline).resolve() if which == "before" else ROOT
     env = dict(os.environ, PYTHONPATH=str(package_root) + os.pathsep + os.environ.get("PYTHONPATH", ""), HF_HUB_OFFLINE="1",
                TRANSFORMERS_VERBOSITY="error", TQDM_DISABLE="1", SAM2P_BENCHMARK_PACKAGE_ROOT=str(package_root))
     completed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=package_root)

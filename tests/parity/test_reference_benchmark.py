@@ -67,3 +67,20 @@ def test_video_benchmark_smoke_run(tmp_path):
     assert meta["min_iou"] >= 0.99, f"ours and Meta's tracked masks disagree: {meta}"
     first = results["first_mask"]
     assert all(run["frames"] == 2 and run["mask_coverage"] > 0.02 for run in first.values()), first
+
+
+def test_video_profile_prints_every_stage(tmp_path):
+    """``video_profile.py`` on a tiny model: every stage's row, FLOPs counted, steady-state frames found."""
+    from sam2_pipelines import testing
+
+    model = testing.save_tiny_video_model(tmp_path / "tiny", visible_bias=2.0)
+    script = SCRIPT.parent / "video_profile.py"
+    completed = subprocess.run([sys.executable, str(script), "--model", str(model), "--frames", "9", "--objects", "2"],
+                               capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    out = completed.stdout
+    for stage in ("decode + preprocess", "image encoder", "memory attention", "decoder", "memory encoder", "output", "total per frame"):
+        assert any(line.startswith(stage) for line in out.splitlines()), f"no {stage!r} row in:\n{out}"
+    total = next(line for line in out.splitlines() if line.startswith("total per frame")).split()
+    assert float(total[5]) > 0, out  # GFLOP counted
+    assert "shared-work step" in out and "steady state = 2 frames" in out, out
