@@ -89,10 +89,12 @@ def check_mask_threshold(mask_threshold) -> float:
     return float(mask_threshold)
 
 
-def check_output(output) -> str:
-    """Return ``output`` if it is one of :data:`OUTPUTS`, else raise ValueError."""
+def check_output(output, return_logits: bool = False) -> str:
+    """Return ``output`` if it is one of :data:`OUTPUTS` (and can hold logits when ``return_logits``), else raise ValueError."""
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {', '.join(map(repr, OUTPUTS))}; got {output!r}")
+    if output == "rle" and return_logits:
+        raise ValueError("return_logits=True returns float logit arrays, which RLE results do not hold: use output='binary'")
     return output
 
 
@@ -204,7 +206,6 @@ class TrackingSession:
             video_storage_device=self._device,
             dtype=self._dtype,
         )
-        self._resume = None  # (next frame, reverse) where the last propagation stopped
         self._peak_held = 0
         self._drop_tracked()  # sets the (empty) record of propagations
 
@@ -508,11 +509,6 @@ class TrackingSession:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _check_output(self, output) -> None:
-        check_output(output)
-        if output == "rle" and self._return_logits:
-            raise ValueError("return_logits=True returns float logit arrays, which RLE results do not hold: use output='binary'")
-
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError("this tracking session is closed; open a new one with tracker.session(...)")
@@ -528,7 +524,6 @@ class TrackingSession:
         self._state.reset_inference_session()
         self._step_context = None
         self._drop_tracked()
-        self._resume = None
 
     # ------------------------------------------------------------------------------------------ inference
 
@@ -816,7 +811,7 @@ class TrackingSession:
         if self._streaming:
             raise ValueError("a streaming session has no video to propagate through; use push_frame(frame)")
         check_direction(direction)
-        self._check_output(output)
+        check_output(output, self._return_logits)
         if not isinstance(progress, bool):
             raise ValueError(f"progress must be True or False, got {progress!r}")
         if self._state.get_obj_num() == 0:
@@ -848,7 +843,6 @@ class TrackingSession:
 
         self._change()
         epoch = self._epoch
-        continuing = self._resume == (passes[0][0][0], passes[0][1])
         self._commit_pending()
         state = self._state
         self._segments.append({
@@ -862,8 +856,7 @@ class TrackingSession:
         step = 0
         try:
             for pass_index, (frames, reverse) in enumerate(passes):
-                if pass_index or not continuing:
-                    self._restore_window(frames[0], reverse)
+                self._restore_window(frames[0], reverse)  # a pass continuing the last one finds it all held
                 for frame in frames:
                     window = [f for f in order[step : step + 1 + READ_AHEAD] if self._tracked_here(f) and f not in self._state.cache._vision_features]
                     self._reader.want(window)  # this frame and the next ones: read while the model works
@@ -880,7 +873,6 @@ class TrackingSession:
                         if frame not in self._segments[segment]["cond"].get(obj_id, {}):
                             self._produced.setdefault(obj_id, {})[frame] = position
                     self._prune(self._readers_after(position), latest=frame)
-                    self._resume = (frame - 1 if reverse else frame + 1, reverse)
                     bar.update(1)
                     yield result
         finally:
@@ -903,7 +895,7 @@ class TrackingSession:
         self._check_open()
         if not self._streaming:
             raise ValueError("push_frame is for streaming sessions (tracker.session() without a video); use propagate()")
-        self._check_output(output)
+        check_output(output, self._return_logits)
         array = to_rgb_frame(frame, where=f"streamed frame {self._pushed}")
         if self._height is None:
             self._height, self._width = array.shape[:2]

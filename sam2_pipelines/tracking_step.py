@@ -8,7 +8,7 @@ same outputs for a step that reads the object's memories (a tracked frame, or a 
   frame-only work once per frame);
 * the memory encoder's projection of the frame features and its positional encoding once per frame.
 
-Everything that depends on the frame alone lives in a :class:`StepContext`, made by :func:`context` from the
+Everything that depends on the frame alone lives in a :class:`StepContext`, made by :func:`current` from the
 frame's vision features and reused by every object of the frame (and by replays of the same frame, since
 the session caches it with the features it was made from). Per object, the computation does not depend on
 which object came first, so tracking objects together or replaying one alone gives identical results.
@@ -42,20 +42,15 @@ class StepContext:
     memory_input: dict = field(default_factory=dict)  # projected frame features, memory positional encoding
 
 
-def context(model, state, frame: int) -> StepContext:
-    """The :class:`StepContext` of ``frame`` (its features come from the session's vision-feature cache)."""
+def current(ctx: StepContext | None, model, state, frame: int) -> StepContext:
+    """``ctx`` if it was made from the features the session holds now for ``frame`` (its vision-feature
+    cache), else the :class:`StepContext` of those features."""
     feats, positions = model._prepare_vision_features(state, frame, 1)
+    if ctx is not None and ctx.frame == frame and ctx.source is feats[-1]:
+        return ctx
     high_res = [x.permute(1, 2, 0).view(x.size(1), x.size(2), *size) for x, size in zip(feats[:-1], model.backbone_feature_sizes[:-1])]
     attention = fast_memory.FrameContext(feats[-1][:, 0], positions[-1][:, 0])
     return StepContext(frame, feats[-1], high_res, attention)
-
-
-def current(ctx: StepContext | None, model, state, frame: int) -> StepContext:
-    """``ctx`` if it was made from the features the session holds now for ``frame``, else a new one."""
-    feats, _ = model._prepare_vision_features(state, frame, 1)
-    if ctx is not None and ctx.frame == frame and ctx.source is feats[-1]:
-        return ctx
-    return context(model, state, frame)
 
 
 def _memory_inputs(model, state, obj_idx: int, frame: int, reverse: bool, streaming: bool):

@@ -168,8 +168,7 @@ class VideoObjectTrackingPipeline(Pipeline):
     @staticmethod
     def _session_options(options: dict) -> dict:
         """The session settings among merged call options (checked: RLE results cannot hold logits)."""
-        if options["return_logits"] and options["output"] == "rle":
-            raise ValueError("return_logits=True returns float logit arrays, which RLE results do not hold: use output='binary'")
+        check_output(options["output"], options["return_logits"])
         return {name: options[name] for name in ("frame_resize", "autocast", "mask_threshold", "return_logits")}
 
     def _resolve_batch_size(self, batch_size):
