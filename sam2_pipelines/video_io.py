@@ -427,7 +427,8 @@ def write_palette_pngs(results: Iterable[dict], out_dir: str | os.PathLike, per_
         mapping = out_dir / "object_ids.json"
         mapping.write_text(json.dumps({"pixel_value_to_object_id": {str(v): k for k, v in values.items()}}, indent=1))
         written.append(mapping)
-    size = None
+    # A frame whose objects were all removed has no mask to tell its size: take it from any other frame.
+    size = next(filter(None, map(_result_size, results)), None) if isinstance(results, (list, tuple)) else None
     for result in results:
         size = _result_size(result) or size
         frame_idx = int(result["frame_idx"])

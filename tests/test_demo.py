@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import pytest
 from PIL import Image
 
 from sam2_pipelines import testing
-from sam2_pipelines.demo.app import MODES, DemoModels, add_click, segment_overlay, video_prompts
+from sam2_pipelines.demo.app import MODES, DemoModels, add_click, automatic_masks, build_demo, segment_overlay
 from sam2_pipelines.visualize import color_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,20 +77,6 @@ def test_add_click_points_and_box():
         add_click(None, "Lasso", 1, 1)
 
 
-def test_video_prompts_group_by_frame_and_object():
-    clicks = [
-        {"frame": 0, "obj_id": 1, "point": [1, 2], "label": 1},
-        {"frame": 0, "obj_id": 2, "point": [3, 4], "label": 1},
-        {"frame": 0, "obj_id": 1, "point": [5, 6], "label": 0},
-        {"frame": 3, "obj_id": 1, "point": [7, 8], "label": 1},
-    ]
-    assert video_prompts(clicks) == [
-        {"frame": 0, "obj_id": 1, "points": [[1, 2], [5, 6]], "labels": [1, 0]},
-        {"frame": 0, "obj_id": 2, "points": [[3, 4]], "labels": [1]},
-        {"frame": 3, "obj_id": 1, "points": [[7, 8]], "labels": [1]},
-    ]
-
-
 def test_segment_overlay_marks_the_prompted_object(tiny_image_model_dir, image):
     models = DemoModels(tiny_image_model_dir)
     plain = segment_overlay(models, image, {})
@@ -100,6 +87,109 @@ def test_segment_overlay_marks_the_prompted_object(tiny_image_model_dir, image):
     assert best.shape == image.shape[:2]
     if best.any():
         assert not np.array_equal(shown[best], image[best])
+
+
+def test_an_image_is_encoded_once_for_every_click_and_automatic_run(tiny_image_model_dir, image):
+    models = DemoModels(tiny_image_model_dir)
+    prompts = None
+    for mode, x, y in ((MODES[0], 48, 48), (MODES[1], 100, 90), (MODES[2], 10, 10), (MODES[2], 80, 70)):
+        prompts = add_click(prompts, mode, x, y)
+        shown = segment_overlay(models, image, prompts)
+    automatic_masks(models, image, 4, 0.0, 0.0)
+    assert models.encoder_passes == 1
+    # ... with the pipeline call's results (which encodes the image itself).
+    output = models.generator()(Image.fromarray(image), points=[prompts["points"]], labels=[prompts["labels"]], boxes=[prompts["box"]], multimask_output=True)
+    assert models.encoder_passes == 2
+    best = np.asarray(output["masks"])[0, int(np.argmax(np.asarray(output["scores"])[0]))]
+    assert np.array_equal(shown, segment_overlay(models, image, prompts))
+    from sam2_pipelines.visualize import draw_prompts, overlay_masks
+
+    expected = draw_prompts(overlay_masks(image, [best], obj_ids=[1]), prompts["points"], prompts["labels"], [prompts["box"]], radius=3)
+    assert np.array_equal(shown, expected)
+    segment_overlay(models, image[::-1].copy(), prompts)  # another picture: encoded once more
+    segment_overlay(models, image[::-1].copy(), prompts)
+    assert models.encoder_passes == 3
+
+
+def _session_results(tracker, video, steps) -> dict:
+    """Per-frame results (RLE) of a plain TrackingSession running ``steps``: the reference for the demo's."""
+    from sam2_pipelines.demo.state import rle_result
+
+    results = {}
+    with tracker.session(str(video)) as session:
+        for step in steps:
+            if step[0] == "click":
+                _, frame, obj_id, point, label = step
+                session.add_points(frame, obj_id, [point], [label])
+            elif step[0] == "propagate":
+                for r in session.propagate(direction="both", start_frame=step[1], output="rle"):
+                    results[int(r["frame_idx"])] = rle_result(r["frame_idx"], r["object_ids"], r["masks"], r["scores"])
+            else:
+                session.remove_object(step[1])
+    return results
+
+
+def test_video_work_clicks_propagates_corrects_removes_and_exports(tiny_tracking_model_dir, tmp_path):
+    from sam2_pipelines.masks import decode_rle
+
+    video = testing.synthetic_video(tmp_path / "clip.mp4")
+    models = DemoModels(tiny_tracking_model_dir)
+    work = models.videos.open(str(video))
+    assert work.num_frames == 8 and work.object_ids == []
+    with pytest.raises(ValueError, match="click at least one object"):
+        work.propagate()
+    shown = work.click(0, 1, 13, 48)  # a click segments the clicked frame only
+    assert sorted(work.results) == [0] and work.changed == {0} and not np.array_equal(shown, work.frame(0))
+    first, count = work.propagate("both")
+    assert (first, count) == (0, 8) and sorted(work.results) == list(range(8)) and not work.changed
+    reference = _session_results(models.tracker(), video, [("click", 0, 1, [13, 48], 1), ("propagate", None)])
+    assert work.results == reference
+
+    # A correction after propagation refines that frame; the next propagation re-tracks from there.
+    before = work.results[5]
+    work.click(5, 1, 60, 48, positive=False)
+    assert work.changed == {5} and work.results[5] != before
+    first, count = work.propagate("both")
+    assert (first, count) == (5, 8)
+    steps = [("click", 0, 1, [13, 48], 1), ("propagate", None), ("click", 5, 1, [60, 48], 0), ("propagate", 5)]
+    assert work.results == _session_results(models.tracker(), video, steps)
+
+    # A second object, then removing the first: its masks and clicks go everywhere.
+    work.click(2, 2, 100, 20)
+    assert work.object_ids == [1, 2] and work.results[2]["object_ids"] == [1, 2]
+    work.remove(1)
+    assert work.object_ids == [2] and {c["obj_id"] for c in work.clicks} == {2}
+    assert all(1 not in r["object_ids"] for r in work.results.values())
+    with pytest.raises(ValueError, match="there is no object 1"):
+        work.remove(1)
+
+    document = json.loads(work.export_coco(tmp_path / "masks.json").read_text())
+    assert [f["frame_idx"] for f in document["frames"]] == list(range(8))
+    assert document["frames"][2]["object_ids"] == [2]
+    with zipfile.ZipFile(work.export_davis(tmp_path / "davis.zip")) as archive:
+        assert sorted(archive.namelist()) == [f"{i:05d}.png" for i in range(8)]
+        labels = np.asarray(Image.open(io.BytesIO(archive.read("00002.png"))))
+    assert np.array_equal(labels == 2, decode_rle(work.results[2]["masks"][0]))
+
+
+def test_video_tab_refuses_an_image_only_model_at_start(tiny_image_model_dir):
+    import gradio as gr
+
+    demo = build_demo(DemoModels(tiny_image_model_dir))
+    blocks = list(demo.blocks.values())
+    problem = [b for b in blocks if getattr(b, "elem_id", None) == "video-problem"]
+    assert len(problem) == 1 and "image-only checkpoint" in problem[0].value
+    assert not [b for b in blocks if isinstance(b, gr.Video)]  # no upload that could only fail later
+    assert [b for b in blocks if getattr(b, "elem_id", None) == "segment-input"]  # the image tabs stay
+
+
+def test_examples_offer_the_sample_media(tiny_image_model_dir, tiny_tracking_model_dir):
+    import gradio as gr
+
+    demo = build_demo(DemoModels(tiny_image_model_dir, tiny_tracking_model_dir))
+    examples = [b for b in demo.blocks.values() if isinstance(b, gr.Dataset)]
+    shown = {Path(str(row[0])).name for b in examples for row in b.raw_samples}
+    assert {"truck.jpg", "groceries.jpg", "bedroom.mp4"} <= shown
 
 
 # ---------------------------------------------------------------- the real app in a browser
@@ -180,12 +270,17 @@ def _wait_src_change(page, selector: str, previous: str | None) -> str:
     return page.locator(selector).get_attribute("src")
 
 
+#: Image encoder passes of the app before the click test (it runs first in this module, on a fresh app).
+ENCODED_BEFORE = 0
+
+
 @pytest.mark.slow
 def test_browser_click_to_segment_shows_the_mask(page, tiny_image_model_dir, tmp_path):
     image = testing.synthetic_image()
     path = tmp_path / "image.png"
     Image.fromarray(image).save(path)
     page.get_by_role("tab", name="Click to segment").click()
+    assert page.locator("#segment-status textarea").input_value() == f"image encoder passes: {ENCODED_BEFORE}"
     page.locator("#segment-input input[type=file]").set_input_files(str(path))
     shown = page.locator("#segment-input img")
     shown.wait_for(state="visible")
@@ -219,6 +314,9 @@ def test_browser_click_to_segment_shows_the_mask(page, tiny_image_model_dir, tmp
     prompts = json.loads(page.locator("#segment-prompts textarea").input_value())
     assert prompts["labels"] == [1, 0]
     assert_same_picture(_fetch_png(page, page.locator("#segment-output img")), segment_overlay(models, image, prompts))
+    # Two clicks, one image: the app's image encoder ran once (this module's earlier tests used other images).
+    status = page.locator("#segment-status textarea").input_value()
+    assert status == f"image encoder passes: {ENCODED_BEFORE + 1}"
 
 
 @pytest.mark.slow
@@ -247,45 +345,124 @@ def test_browser_automatic_masks(page, tiny_image_model_dir, tmp_path):
         assert not np.array_equal(output, image)
 
 
+def _text(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} textarea").input_value()
+
+
+def _wait_text(page, elem_id: str, predicate_js: str) -> str:
+    """Wait until the textbox ``elem_id``'s value satisfies ``predicate_js`` (a JS expression over ``v``)."""
+    page.wait_for_function(f"() => {{ const t = document.querySelector('#{elem_id} textarea'); const v = t ? t.value : ''; return {predicate_js}; }}")
+    return _text(page, elem_id)
+
+
+def _click_frame(page, x_fraction: float, y_fraction: float) -> str:
+    """Click the video tab's frame at a fraction of its size; wait for the new frame image."""
+    frame = page.locator("#video-frame img")
+    src = frame.get_attribute("src")
+    box = frame.bounding_box()
+    frame.click(position={"x": box["width"] * x_fraction, "y": box["height"] * y_fraction})
+    return _wait_src_change(page, "#video-frame img", src)
+
+
+def _download(page, tmp_path, name: str, previous: str | None = None) -> Path:
+    page.wait_for_function(
+        "(prev) => { const a = document.querySelector('#video-file a'); return a && a.href && a.href !== prev; }", arg=previous or ""
+    )
+    href = page.locator("#video-file a").first.get_attribute("href")
+    response = page.request.get(href)
+    assert response.ok, response.status
+    path = tmp_path / name
+    path.write_bytes(response.body())
+    return path
+
+
 @pytest.mark.slow
 def test_browser_video_tracking(page, tiny_tracking_model_dir, tmp_path):
+    """Click, propagate, correct and re-propagate, add and remove objects, export: the page's outputs equal a
+    TrackingSession doing the same steps here, on the same model directory."""
+    from sam2_pipelines.masks import decode_rle
     from sam2_pipelines.video_io import open_video
+    from sam2_pipelines.visualize import overlay_frame
 
     video = testing.synthetic_video(tmp_path / "clip.mp4")
     page.get_by_role("tab", name="Video tracking").click()
     page.locator("#video-input input[type=file]").set_input_files(str(video))
-    frame = page.locator("#video-frame img")
-    frame.wait_for(state="visible")
-    src = frame.get_attribute("src")
-    box = frame.bounding_box()
-    # The square starts at the left edge, vertically centred.
-    frame.click(position={"x": box["width"] * 0.1, "y": box["height"] * 0.5})
-    _wait_src_change(page, "#video-frame img", src)
-    clicks = json.loads(page.locator("#video-clicks textarea").input_value())
+    page.locator("#video-frame img").wait_for(state="visible")
+    _wait_text(page, "video-status", "v.startsWith('8 frames')")
+
+    # The square starts at the left edge, vertically centred: a click segments frame 0 only.
+    _click_frame(page, 0.1, 0.5)
+    assert _wait_text(page, "video-objects", "v === '1'") == "1"
+    clicks = json.loads(_text(page, "video-clicks"))
     assert [(c["frame"], c["obj_id"], c["label"]) for c in clicks] == [(0, 1, 1)]
+    (x, y) = clicks[0]["point"]
+
     page.locator("#video-run").click()
-    link = page.locator("#video-file a").first
-    link.wait_for(state="attached")
-    response = page.request.get(link.get_attribute("href"))
+    assert _wait_text(page, "video-status", "v.startsWith('tracked')") == "tracked 8 frames from frame 0 (both)"
+    page.locator("#video-export-coco").click()
+    exported = json.loads(_download(page, tmp_path, "first.json").read_text())
+    steps = [("click", 0, 1, [x, y], 1), ("propagate", None)]
+    expected = _session_results(DemoModels(tiny_tracking_model_dir).tracker(), video, steps)
+    assert [f["frame_idx"] for f in exported["frames"]] == list(range(8))
+    for frame in exported["frames"]:
+        want = expected[frame["frame_idx"]]
+        assert frame["object_ids"] == want["object_ids"] == [1]
+        assert [decode_rle(m).tolist() for m in frame["masks"]] == [decode_rle(m).tolist() for m in want["masks"]]
+    assert any(decode_rle(f["masks"][0]).any() for f in exported["frames"]), "the tiny model tracked nothing"
+
+    # The overlay video shows those masks.
+    overlay_link = page.locator("#video-output video")
+    overlay_link.wait_for(state="attached")
+    response = page.request.get(overlay_link.get_attribute("src"))
     assert response.ok
-    out = tmp_path / "overlay.mp4"
-    out.write_bytes(response.body())
-    overlay = [np.asarray(f, dtype=np.float32) for f in open_video(str(out))]
+    (tmp_path / "overlay.mp4").write_bytes(response.body())
+    overlay = [np.asarray(f, dtype=np.float32) for f in open_video(str(tmp_path / "overlay.mp4"))]
     original = [np.asarray(f) for f in open_video(str(video))]
-    assert len(overlay) == len(original)
+    assert len(overlay) == len(original) == 8
+    for index, result in expected.items():
+        if decode_rle(result["masks"][0]).any():
+            shown = overlay_frame(original[index], result).astype(np.float32)
+            assert np.abs(overlay[index] - shown).mean() < np.abs(overlay[index] - original[index]).mean()
 
-    # The overlay is the tracking of the clicked object, recomputed here from the same model directory:
-    # frames that carry a mask are much closer to the expected overlay than to the plain frames.
-    from sam2_pipelines.visualize import overlay_frame
+    # A correction on frame 5 (a negative click) refines that frame; Propagate re-tracks from there.
+    src = page.locator("#video-frame img").get_attribute("src")
+    index_box = page.get_by_role("spinbutton", name="number input for frame")
+    index_box.fill("5")
+    index_box.press("Enter")
+    _wait_src_change(page, "#video-frame img", src)
+    page.locator("#video-mode").get_by_label(MODES[1]).check()
+    _click_frame(page, 0.9, 0.1)
+    _wait_text(page, "video-status", "v === 'object 1 segmented on frame 5; Propagate to track it'")
+    clicks = json.loads(_text(page, "video-clicks"))
+    assert [(c["frame"], c["obj_id"], c["label"]) for c in clicks] == [(0, 1, 1), (5, 1, 0)]
+    steps += [("click", 5, 1, clicks[1]["point"], 0), ("propagate", 5)]
+    page.locator("#video-run").click()
+    _wait_text(page, "video-status", "v === 'tracked 8 frames from frame 5 (both)'")
+    previous = page.locator("#video-file a").first.get_attribute("href")
+    page.locator("#video-export-coco").click()
+    exported = json.loads(_download(page, tmp_path, "corrected.json", previous).read_text())
+    expected = _session_results(DemoModels(tiny_tracking_model_dir).tracker(), video, steps)
+    from sam2_pipelines.cli import _json_ready
 
-    models = DemoModels(tiny_tracking_model_dir, tiny_tracking_model_dir)
-    results = models.tracker()(str(video), prompts=video_prompts(clicks), direction="both")
-    checked = 0
-    for result in results:
-        index = int(result["frame_idx"])
-        if not np.asarray(result["masks"]).any():
-            continue
-        expected = overlay_frame(original[index], result).astype(np.float32)
-        assert np.abs(overlay[index] - expected).mean() < np.abs(overlay[index] - original[index]).mean()
-        checked += 1
-    assert checked > 0, "the tiny model tracked nothing"
+    assert exported["frames"] == [json.loads(json.dumps(_json_ready(expected[i]))) for i in range(8)]
+
+    # A second object on frame 2, then removing object 1: the object list follows, the export holds object 2 only.
+    page.locator("#video-mode").get_by_label(MODES[0]).check()
+    page.locator("#video-obj input").fill("2")
+    page.locator("#video-obj input").press("Tab")
+    index_box.fill("2")
+    index_box.press("Enter")
+    page.wait_for_timeout(300)
+    _click_frame(page, 0.7, 0.2)
+    assert _wait_text(page, "video-objects", "v === '1, 2'") == "1, 2"
+    page.locator("#video-obj input").fill("1")
+    page.locator("#video-obj input").press("Tab")
+    page.locator("#video-remove").click()
+    assert _wait_text(page, "video-objects", "v === '2'") == "2"
+    previous = page.locator("#video-file a").first.get_attribute("href")
+    page.locator("#video-export-davis").click()
+    with zipfile.ZipFile(_download(page, tmp_path, "davis.zip", previous)) as archive:
+        assert sorted(archive.namelist()) == [f"{i:05d}.png" for i in range(8)]
+        pictures = {name: np.asarray(Image.open(io.BytesIO(archive.read(name)))) for name in archive.namelist()}
+    assert all(set(np.unique(p)) <= {0, 2} for p in pictures.values())
+    assert not any(p.any() for name, p in pictures.items() if name != "00002.png")  # object 2 is not propagated yet

@@ -202,6 +202,11 @@ def test_palette_pngs_round_trip(tmp_path):
     assert mapping == {"1": 7, "2": 300} and written[0].name == "object_ids.json"
     labels = np.array(Image.open(tmp_path / "wide" / "00000.png"))
     assert np.array_equal(labels == 1, masks[0]) and set(np.unique(labels)) == {0, 1, 2}
+    # a frame without objects (all removed) before frames with masks: a blank PNG of their size
+    empty = [{"frame_idx": 0, "object_ids": [], "masks": [], "scores": []}, {**results[1], "frame_idx": 1}]
+    blank, second = video_io.write_palette_pngs(empty, tmp_path / "empty")
+    assert np.array(Image.open(blank)).shape == masks.shape[1:] and not np.array(Image.open(blank)).any()
+    assert np.array(Image.open(second)).any()
     # an iterator cannot be looked ahead: such ids are an error before the frame is written
     with pytest.raises(ValueError, match="1..255"):
         video_io.write_palette_pngs(iter(wide), tmp_path / "bad")

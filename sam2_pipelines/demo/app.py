@@ -11,10 +11,14 @@ contacts the network by itself: analytics are off and no share link is created.
 Tabs:
 
 * **Automatic masks**: upload an image, choose the grid and thresholds, get the overlay and a COCO RLE JSON.
-* **Click to segment**: upload an image, click positive / negative points or two box corners; the mask
-  of the object is recomputed after every click.
-* **Video tracking**: upload a video, pick a frame, click objects (one id per object), propagate through
-  the video and download the overlay mp4.
+* **Click to segment**: upload an image, click positive / negative points or two box corners; the image
+  is encoded once and every click runs the mask decoder only.
+* **Video tracking**: upload a video (one tracking session per video), pick a frame, click objects (one id
+  per object; a click segments that frame only), propagate; a correction click after propagation refines
+  the frame and the next propagation re-tracks from there; remove objects; export COCO RLE JSON or DAVIS
+  PNGs (zip).
+
+The sample photo and video (``media/``) are offered as examples when the app runs from a source checkout.
 """
 
 import os
@@ -33,28 +37,43 @@ MODES = ("Positive point", "Negative point", "Box (two corners)")
 
 
 class DemoModels:
-    """The two pipelines of the demo, loaded on first use.
+    """The two pipelines of the demo (loaded on first use) and what it keeps between clicks.
 
     Args:
         model: Hub id, ``save_pretrained`` directory or Meta ``.pt`` for the image pipeline.
         video_model: the same for the tracking pipeline (defaults to ``model``).
         device: torch device (defaults to cuda when available).
+
+    ``images`` holds one image session per uploaded image (:class:`~sam2_pipelines.demo.state.ImageSessions`),
+    ``videos`` one tracking session per uploaded video; ``encoder_passes`` counts the image encoder's runs.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, video_model: str | None = None, device: str | None = None):
+        from .state import ImageSessions, VideoWorks
+
         self.model = model
         self.video_model = video_model or model
         self.device = device
         self._generator = None  # loaded on first use, held by this instance only
         self._tracker = None
+        self.encoder_passes = 0
+        self.images = ImageSessions(self.generator)
+        self.videos = VideoWorks(self.tracker)
 
     def generator(self):
         """The ``mask-generation`` pipeline."""
         if self._generator is None:
             from ..cli import load_pipeline
 
-            self._generator = load_pipeline("mask-generation", self.model, self.device)
+            generator = load_pipeline("mask-generation", self.model, self.device)
+            encoder = getattr(generator.model, "vision_encoder", None)
+            if encoder is not None:
+                encoder.register_forward_hook(self._count_encoder_pass)
+            self._generator = generator
         return self._generator
+
+    def _count_encoder_pass(self, *_):
+        self.encoder_passes += 1
 
     def tracker(self):
         """The ``video-object-tracking`` pipeline."""
@@ -63,6 +82,14 @@ class DemoModels:
 
             self._tracker = load_pipeline("video-object-tracking", self.video_model, self.device)
         return self._tracker
+
+    def video_problem(self) -> str | None:
+        """Why the video model cannot track (loading it now), or ``None`` when it can."""
+        try:
+            self.tracker()
+        except Exception as error:  # shown in the video tab; the image tabs keep working
+            return str(error)
+        return None
 
 
 def _require_image(image):
@@ -80,13 +107,15 @@ def _pil(image: np.ndarray):
 
 
 def automatic_masks(models: DemoModels, image, points_per_side: int, pred_iou_thresh: float, stability_score_thresh: float):
-    """Tab 1: automatic masks. Returns ``(overlay, path of the COCO RLE JSON, summary text)``."""
+    """Tab 1: automatic masks. Returns ``(overlay, path of the COCO RLE JSON, summary text)``.
+
+    Runs on the image's session: an image already clicked on (or generated before) is not encoded again.
+    """
     from ..cli import _json_ready
     from ..visualize import overlay_records
 
     image = _require_image(image)
-    output = models.generator()(
-        _pil(image),
+    output = models.images.get(image).generate(
         points_per_side=int(points_per_side),
         pred_iou_thresh=float(pred_iou_thresh),
         stability_score_thresh=float(stability_score_thresh),
@@ -103,7 +132,8 @@ def segment_overlay(models: DemoModels, image, prompts: dict) -> np.ndarray:
 
     ``prompts`` is ``{"points": [[x, y], ...], "labels": [1|0, ...], "box": [x0, y0, x1, y1] | None}``;
     with no complete prompt the image is returned with the markers only. The mask shown is the
-    best-scoring of the multimask outputs.
+    best-scoring of the multimask outputs. The image is encoded once (its image session); each click costs
+    one decoder pass.
     """
     from ..visualize import draw_prompts, overlay_masks
 
@@ -116,7 +146,7 @@ def segment_overlay(models: DemoModels, image, prompts: dict) -> np.ndarray:
             kwargs.update(points=[points], labels=[labels])
         if box:
             kwargs.update(boxes=[box])
-        output = models.generator()(_pil(image), multimask_output=True, **kwargs)
+        output = models.images.get(image).predict(multimask_output=True, **kwargs)
         masks, scores = np.asarray(output["masks"]), np.asarray(output["scores"])
         best = int(np.argmax(scores[0]))
         canvas = overlay_masks(image, [masks[0, best]], obj_ids=[1])
@@ -125,6 +155,11 @@ def segment_overlay(models: DemoModels, image, prompts: dict) -> np.ndarray:
     if prompts.get("corner") is not None:  # first corner of a box in progress
         canvas = draw_prompts(canvas, [prompts["corner"]], [1], radius=radius)
     return canvas
+
+
+def encoder_status(models: DemoModels) -> str:
+    """The line under the click tab: how often the image encoder ran in this app."""
+    return f"image encoder passes: {models.encoder_passes}"
 
 
 def add_click(prompts: dict | None, mode: str, x: float, y: float) -> dict:
@@ -153,61 +188,30 @@ def add_click(prompts: dict | None, mode: str, x: float, y: float) -> dict:
 # ---------------------------------------------------------------- video tab
 
 
-def video_frame(path: str, index: int) -> np.ndarray:
-    """Frame ``index`` of the video at ``path`` as an RGB uint8 array."""
-    from ..video_io import open_video
-
-    video = open_video(path)
-    if not 0 <= index < len(video):
-        raise ValueError(f"frame {index} is out of range: the video has {len(video)} frames")
-    return np.asarray(video[index], dtype=np.uint8)
+def video_summary(work) -> tuple[str, str]:
+    """``(object ids text, clicks JSON)`` of a :class:`~sam2_pipelines.demo.state.VideoWork` for the video tab."""
+    ids = ", ".join(str(i) for i in work.object_ids) if work.object_ids else "none yet"
+    return ids, json.dumps(work.clicks)
 
 
-def video_prompts(clicks: list) -> list[dict]:
-    """Tracker prompts from the clicks of tab 3: ``[{"frame", "obj_id", "points", "labels"}]`` grouped by (frame, object)."""
-    groups: dict[tuple[int, int], dict] = {}
-    for click in clicks:
-        group = groups.setdefault((click["frame"], click["obj_id"]), {"frame": click["frame"], "obj_id": click["obj_id"], "points": [], "labels": []})
-        group["points"].append(click["point"])
-        group["labels"].append(click["label"])
-    return list(groups.values())
-
-
-def preview_frame(models: DemoModels, path: str, index: int, clicks: list) -> np.ndarray:
-    """Frame ``index`` with the masks of the objects clicked on it (tracked over that frame only) and the clicks."""
-    from ..visualize import draw_prompts, overlay_frame
-
-    frame = video_frame(path, index)
-    here = [c for c in clicks if c["frame"] == index]
-    if not here:
-        return frame
-    results = models.tracker()(path, prompts=video_prompts(here), start_frame=index, max_frames=1)
-    result = next(r for r in results if int(r["frame_idx"]) == index)
-    canvas = overlay_frame(frame, result)
-    return draw_prompts(canvas, [c["point"] for c in here], [c["label"] for c in here])
-
-
-def propagate(models: DemoModels, path: str, clicks: list, direction: str = "both") -> str:
-    """Track every clicked object through the video; returns the path of the overlay mp4."""
-    import gradio as gr
-
-    from ..video_io import open_video, write_overlay_video
-
-    if not clicks:
-        raise gr.Error("Click at least one object on a frame first.")
-    results = models.tracker()(path, prompts=video_prompts(clicks), direction=direction)
-    out = Path(tempfile.mkdtemp(prefix="sam2-track-")) / "overlay.mp4"
-    write_overlay_video(open_video(path), results, out)
-    return str(out)
+def _media_examples(*names: str) -> list[list[str]]:
+    """The sample media of a source checkout (``media/``), as ``gr.Examples`` rows; none when not installed."""
+    folder = Path(__file__).resolve().parents[2] / "media"
+    return [[str(folder / name)] for name in names if (folder / name).is_file()]
 
 
 # ---------------------------------------------------------------- layout
 
 
 def build_demo(models: DemoModels):
-    """The ``gradio.Blocks`` app over ``models`` (a :class:`DemoModels`)."""
+    """The ``gradio.Blocks`` app over ``models`` (a :class:`DemoModels`).
+
+    The video model is loaded now: an image-only model (or one that cannot be found) turns the video tab
+    into a message saying why, before anyone uploads a video.
+    """
     import gradio as gr
 
+    video_problem = models.video_problem()
     with gr.Blocks(title="SAM 2 pipelines", analytics_enabled=False) as demo:
         gr.Markdown(f"# SAM 2 pipelines\nImage model: `{models.model}` · video model: `{models.video_model}`")
         with gr.Tab("Automatic masks", id="auto"):
@@ -221,11 +225,12 @@ def build_demo(models: DemoModels):
             auto_button = gr.Button("Generate masks", variant="primary", elem_id="auto-run")
             auto_summary = gr.Textbox(label="Result", interactive=False, elem_id="auto-summary")
             auto_file = gr.File(label="COCO RLE JSON", elem_id="auto-json")
-            auto_button.click(
-                lambda *a: automatic_masks(models, *a),
-                [auto_input, points_per_side, pred_iou, stability],
-                [auto_output, auto_file, auto_summary],
-            )
+            gr.Examples(_media_examples("truck.jpg", "groceries.jpg"), inputs=[auto_input], cache_examples=False)
+
+            def on_auto(image, points, iou, stable, progress=gr.Progress(track_tqdm=True)):
+                return automatic_masks(models, image, points, iou, stable)
+
+            auto_button.click(on_auto, [auto_input, points_per_side, pred_iou, stability], [auto_output, auto_file, auto_summary])
 
         with gr.Tab("Click to segment", id="segment"):
             seg_prompts = gr.State({})
@@ -234,66 +239,115 @@ def build_demo(models: DemoModels):
                 seg_input = gr.Image(type="numpy", label="Image (click on it)", sources=["upload"], elem_id="segment-input")
                 seg_output = gr.Image(type="numpy", label="Mask", format="png", interactive=False, elem_id="segment-output")
             seg_json = gr.Textbox(label="Prompts", interactive=False, elem_id="segment-prompts")
+            seg_status = gr.Textbox(label="Work done", value=encoder_status(models), interactive=False, elem_id="segment-status")
             seg_clear = gr.Button("Clear prompts", elem_id="segment-clear")
+            gr.Examples(_media_examples("truck.jpg", "groceries.jpg"), inputs=[seg_input], cache_examples=False)
 
             def on_segment_click(image, prompts, mode_value, evt: gr.SelectData):
                 x, y = (float(v) for v in evt.index)
                 prompts = add_click(prompts, mode_value, x, y)
-                return prompts, segment_overlay(models, image, prompts), json.dumps(prompts)
+                return prompts, segment_overlay(models, image, prompts), json.dumps(prompts), encoder_status(models)
 
-            seg_input.select(on_segment_click, [seg_input, seg_prompts, mode], [seg_prompts, seg_output, seg_json])
+            seg_input.select(on_segment_click, [seg_input, seg_prompts, mode], [seg_prompts, seg_output, seg_json, seg_status])
             seg_clear.click(lambda: ({}, None, ""), None, [seg_prompts, seg_output, seg_json])
-            seg_input.upload(lambda: ({}, None, ""), None, [seg_prompts, seg_output, seg_json])
+            seg_input.change(lambda: ({}, None, ""), None, [seg_prompts, seg_output, seg_json])
 
         with gr.Tab("Video tracking", id="video"):
-            clicks = gr.State([])
-            video_path = gr.State(None)
-            with gr.Row():
-                video_input = gr.Video(label="Video", sources=["upload"], elem_id="video-input")
-                frame_view = gr.Image(type="numpy", label="Frame (click on objects)", format="png", interactive=False, elem_id="video-frame")
-            with gr.Row():
-                frame_index = gr.Slider(0, 1, value=0, step=1, label="frame", elem_id="video-frame-index")
-                obj_id = gr.Number(value=1, precision=0, minimum=1, label="object id", elem_id="video-obj")
-                video_mode = gr.Radio(list(MODES[:2]), value=MODES[0], label="Click adds", elem_id="video-mode")
-            direction = gr.Radio(["forward", "backward", "both"], value="both", label="propagate")
-            with gr.Row():
-                track_button = gr.Button("Propagate", variant="primary", elem_id="video-run")
-                video_clear = gr.Button("Clear clicks", elem_id="video-clear")
-            video_clicks = gr.Textbox(label="Clicks", interactive=False, elem_id="video-clicks")
-            video_output = gr.Video(label="Overlay", interactive=False, elem_id="video-output")
-            video_file = gr.File(label="Download overlay mp4", elem_id="video-file")
-
-            def on_video(path):
-                if not path:
-                    return None, None, gr.update(maximum=1, value=0), [], ""
-                from ..video_io import open_video
-
-                count = len(open_video(path))
-                return path, video_frame(path, 0), gr.update(maximum=max(count - 1, 1), value=0), [], ""
-
-            def on_frame(path, index, clicks_value):
-                return None if not path else preview_frame(models, path, int(index), clicks_value)
-
-            def on_frame_click(path, index, clicks_value, obj, mode_value, evt: gr.SelectData):
-                if not path:
-                    raise gr.Error("Upload a video first.")
-                x, y = (float(v) for v in evt.index)
-                click = {"frame": int(index), "obj_id": int(obj), "point": [x, y], "label": 1 if mode_value == MODES[0] else 0}
-                clicks_value = [*clicks_value, click]
-                return clicks_value, preview_frame(models, path, int(index), clicks_value), json.dumps(clicks_value)
-
-            def on_propagate(path, clicks_value, direction_value):
-                if not path:
-                    raise gr.Error("Upload a video first.")
-                out = propagate(models, path, clicks_value, direction_value)
-                return out, out
-
-            video_input.change(on_video, [video_input], [video_path, frame_view, frame_index, clicks, video_clicks])
-            frame_index.release(on_frame, [video_path, frame_index, clicks], [frame_view])
-            frame_view.select(on_frame_click, [video_path, frame_index, clicks, obj_id, video_mode], [clicks, frame_view, video_clicks])
-            track_button.click(on_propagate, [video_path, clicks, direction], [video_output, video_file])
-            video_clear.click(lambda p, i: ([], on_frame(p, i, []), ""), [video_path, frame_index], [clicks, frame_view, video_clicks])
+            if video_problem is not None:
+                gr.Markdown(f"**Video tracking is not available with `{models.video_model}`.** {video_problem}", elem_id="video-problem")
+            else:
+                _video_tab(models)
     return demo
+
+
+def _video_tab(models: DemoModels) -> None:
+    """The video tab's components and events (inside ``build_demo``'s layout)."""
+    import gradio as gr
+
+    video_path = gr.State(None)
+    with gr.Row():
+        video_input = gr.Video(label="Video", sources=["upload"], elem_id="video-input")
+        frame_view = gr.Image(type="numpy", label="Frame (click on objects)", format="png", interactive=False, elem_id="video-frame")
+    with gr.Row():
+        frame_index = gr.Slider(0, 1, value=0, step=1, label="frame", elem_id="video-frame-index")
+        obj_id = gr.Number(value=1, precision=0, minimum=1, label="object id", elem_id="video-obj")
+        video_mode = gr.Radio(list(MODES[:2]), value=MODES[0], label="Click adds", elem_id="video-mode")
+    direction = gr.Radio(["forward", "backward", "both"], value="both", label="propagate", elem_id="video-direction")
+    with gr.Row():
+        track_button = gr.Button("Propagate", variant="primary", elem_id="video-run")
+        remove_button = gr.Button("Remove object", elem_id="video-remove")
+    with gr.Row():
+        object_list = gr.Textbox(label="Objects", interactive=False, elem_id="video-objects")
+        video_status = gr.Textbox(label="Status", interactive=False, elem_id="video-status")
+    video_clicks = gr.Textbox(label="Clicks", interactive=False, elem_id="video-clicks")
+    video_output = gr.Video(label="Overlay", interactive=False, elem_id="video-output")
+    with gr.Row():
+        export_coco = gr.Button("Export COCO RLE JSON", elem_id="video-export-coco")
+        export_davis = gr.Button("Export DAVIS PNG zip", elem_id="video-export-davis")
+    video_file = gr.File(label="Download", elem_id="video-file")
+    gr.Examples(_media_examples("bedroom.mp4"), inputs=[video_input], cache_examples=False)
+
+    def work_of(path):
+        if not path:
+            raise gr.Error("Upload a video first.")
+        return models.videos.get(path)
+
+    def on_video(path):
+        if not path:
+            return None, None, gr.update(maximum=1, value=0), "", "", ""
+        work = models.videos.open(path)
+        ids, clicks = video_summary(work)
+        status = f"{work.num_frames} frames; click an object on any frame"
+        return path, work.view(0), gr.update(maximum=max(work.num_frames - 1, 1), value=0), ids, clicks, status
+
+    def on_frame(path, index):
+        return None if not path else work_of(path).view(int(index))
+
+    def on_frame_click(path, index, obj, mode_value, evt: gr.SelectData):
+        work = work_of(path)
+        x, y = (float(v) for v in evt.index)
+        try:
+            view = work.click(int(index), int(obj), x, y, positive=mode_value == MODES[0])
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        ids, clicks = video_summary(work)
+        return view, ids, clicks, f"object {int(obj)} segmented on frame {int(index)}; Propagate to track it"
+
+    def on_propagate(path, direction_value, index, progress=gr.Progress(track_tqdm=True)):
+        work = work_of(path)
+        try:
+            first, count = work.propagate(direction_value)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        out = work.write_overlay(Path(tempfile.mkdtemp(prefix="sam2-track-")) / "overlay.mp4")
+        return str(out), work.view(int(index)), f"tracked {count} frames from frame {first} ({direction_value})"
+
+    def on_remove(path, obj, index):
+        work = work_of(path)
+        try:
+            work.remove(int(obj))
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        ids, clicks = video_summary(work)
+        return work.view(int(index)), ids, clicks, f"object {int(obj)} removed"
+
+    def on_export(path, kind):
+        work = work_of(path)
+        if not work.results:
+            raise gr.Error("Nothing to export yet: click an object first.")
+        folder = Path(tempfile.mkdtemp(prefix="sam2-export-"))
+        stem = Path(work.path).stem
+        if kind == "coco":
+            return str(work.export_coco(folder / f"{stem}_masks.json"))
+        return str(work.export_davis(folder / f"{stem}_davis.zip"))
+
+    video_input.change(on_video, [video_input], [video_path, frame_view, frame_index, object_list, video_clicks, video_status])
+    frame_index.change(on_frame, [video_path, frame_index], [frame_view])
+    frame_view.select(on_frame_click, [video_path, frame_index, obj_id, video_mode], [frame_view, object_list, video_clicks, video_status])
+    track_button.click(on_propagate, [video_path, direction, frame_index], [video_output, frame_view, video_status])
+    remove_button.click(on_remove, [video_path, obj_id, frame_index], [frame_view, object_list, video_clicks, video_status])
+    export_coco.click(lambda path: on_export(path, "coco"), [video_path], [video_file])
+    export_davis.click(lambda path: on_export(path, "davis"), [video_path], [video_file])
 
 
 def theme():

@@ -1,0 +1,223 @@
+"""What the demo keeps between clicks: one image session per image, one tracking session per video.
+
+The demo never recomputes what it has: an uploaded image is encoded once (:meth:`ImageSessions.get`) and
+every click and automatic run on it reuses that encoding; an uploaded video gets one
+:class:`VideoWork`, whose ``TrackingSession`` segments only the clicked frame on a click and propagates
+on request, re-tracking from the earliest frame changed since the last propagation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+#: Images (and videos) whose sessions the demo keeps; the least recently used beyond this is closed.
+KEEP = 4
+
+
+def image_key(image: np.ndarray) -> str:
+    """A digest of an image's pixels and shape: the same picture uploaded twice finds its session."""
+    image = np.ascontiguousarray(image)
+    return hashlib.sha1(repr(image.shape).encode() + image.tobytes()).hexdigest()
+
+
+class ImageSessions:
+    """Image sessions of the demo, one per distinct image, at most :data:`KEEP` held (least recent closed).
+
+    Args:
+        generator: a callable returning the ``mask-generation`` pipeline (loaded on first use).
+    """
+
+    def __init__(self, generator):
+        self._generator = generator
+        self._sessions: OrderedDict[str, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, image: np.ndarray):
+        """The :class:`~sam2_pipelines.image_session.ImageSession` of ``image`` (encoded on its first use)."""
+        key = image_key(image)
+        with self._lock:
+            session = self._sessions.pop(key, None)
+            if session is None:
+                session = self._generator().session(image)
+            self._sessions[key] = session
+            while len(self._sessions) > KEEP:
+                self._sessions.popitem(last=False)[1].close()
+            return session
+
+
+def rle_result(frame: int, object_ids, masks, scores) -> dict:
+    """A per-frame result with COCO RLE masks (binary masks are encoded) and plain Python values."""
+    from ..masks import encode_rle
+
+    rles = [mask if isinstance(mask, dict) else encode_rle(np.asarray(mask).reshape(np.asarray(mask).shape[-2:])) for mask in masks]
+    return {"frame_idx": int(frame), "object_ids": [int(i) for i in object_ids], "masks": rles, "scores": [float(s) for s in np.asarray(scores).reshape(-1)]}
+
+
+class VideoWork:
+    """One uploaded video in the demo: its tracking session, the clicks, and the latest result of every frame.
+
+    Args:
+        tracker: the ``video-object-tracking`` pipeline.
+        path: the video file.
+
+    Results are kept per frame as COCO RLE (``{"frame_idx", "object_ids", "masks", "scores"}``): a click
+    updates the clicked object on the clicked frame; a propagation replaces the frames it tracked.
+    """
+
+    def __init__(self, tracker, path: str):
+        from ..video_io import open_video
+
+        self.path = str(path)
+        self._session = tracker.session(self.path)
+        self._frames = open_video(self.path)
+        self.clicks: list[dict] = []  # {"frame", "obj_id", "point", "label"} in click order
+        self.results: dict[int, dict] = {}
+        self.changed: set[int] = set()  # frames prompted since the last propagation
+        self._lock = threading.Lock()  # the demo serves events on several threads; a session is used by one
+
+    @property
+    def num_frames(self) -> int:
+        return self._session.num_frames
+
+    @property
+    def object_ids(self) -> list[int]:
+        return self._session.object_ids
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` as an RGB uint8 array."""
+        index = int(index)
+        if not 0 <= index < self.num_frames:
+            raise ValueError(f"frame {index} is out of range: the video has {self.num_frames} frames (0..{self.num_frames - 1})")
+        return np.asarray(self._frames[index], dtype=np.uint8)
+
+    def view(self, index: int) -> np.ndarray:
+        """Frame ``index`` with the masks known there and the clicks made there."""
+        from ..visualize import draw_prompts, overlay_frame
+
+        canvas = self.frame(index)
+        result = self.results.get(int(index))
+        if result is not None and result["object_ids"]:
+            canvas = overlay_frame(canvas, result)
+        here = [click for click in self.clicks if click["frame"] == int(index)]
+        if here:
+            radius = max(3, min(canvas.shape[:2]) // 100)
+            canvas = draw_prompts(canvas, [c["point"] for c in here], [c["label"] for c in here], radius=radius)
+        return canvas
+
+    def click(self, index: int, obj_id: int, x: float, y: float, positive: bool = True) -> np.ndarray:
+        """Click object ``obj_id`` on frame ``index``: segments that frame only; returns its view."""
+        with self._lock:
+            index = int(index)
+            label = 1 if positive else 0
+            result = self._session.add_points(index, int(obj_id), [[float(x), float(y)]], [label])
+            self.clicks.append({"frame": index, "obj_id": int(obj_id), "point": [float(x), float(y)], "label": label})
+            self.changed.add(index)
+            known = self.results.get(index) or rle_result(index, [], [], [])
+            merged = {obj: (mask, score) for obj, mask, score in zip(known["object_ids"], known["masks"], known["scores"])}
+            fresh = rle_result(index, result["object_ids"], result["masks"], result["scores"])
+            for obj, mask, score in zip(fresh["object_ids"], fresh["masks"], fresh["scores"]):
+                merged[obj] = (mask, score)
+            ids = sorted(merged)
+            self.results[index] = {"frame_idx": index, "object_ids": ids, "masks": [merged[i][0] for i in ids], "scores": [merged[i][1] for i in ids]}
+            return self.view(index)
+
+    def propagate(self, direction: str = "both") -> tuple[int, int]:
+        """Track every object: from the earliest frame clicked since the last propagation (first time: the
+        earliest prompted frame) in ``direction``. Returns ``(first frame, frames tracked)``."""
+        with self._lock:
+            if not self.object_ids:
+                raise ValueError("click at least one object on a frame first")
+            start = min(self.changed) if self.changed else None
+            results = self._session.propagate(direction=direction, start_frame=start, output="rle", progress=True)
+            count = 0
+            first = None
+            for result in results:
+                frame = int(result["frame_idx"])
+                first = frame if first is None else first
+                self.results[frame] = rle_result(frame, result["object_ids"], result["masks"], result["scores"])
+                count += 1
+            self.changed.clear()
+            return first, count
+
+    def remove(self, obj_id: int) -> None:
+        """Forget object ``obj_id``: its clicks, memory and masks on every frame."""
+        with self._lock:
+            obj_id = int(obj_id)
+            if obj_id not in self.object_ids:
+                raise ValueError(f"there is no object {obj_id}; the objects are {self.object_ids or 'none yet'}")
+            self._session.remove_object(obj_id)
+            self.clicks = [click for click in self.clicks if click["obj_id"] != obj_id]
+            for frame, result in list(self.results.items()):
+                keep = [k for k, i in enumerate(result["object_ids"]) if i != obj_id]
+                self.results[frame] = {**result, **{key: [result[key][k] for k in keep] for key in ("object_ids", "masks", "scores")}}
+
+    def ordered_results(self) -> list[dict]:
+        return [self.results[frame] for frame in sorted(self.results)]
+
+    def write_overlay(self, path: Path) -> Path:
+        """The video with every known mask blended in (mp4)."""
+        from ..video_io import write_overlay_video
+
+        return write_overlay_video(self.path, self.ordered_results(), path)
+
+    def export_coco(self, path: Path) -> Path:
+        """Every frame's masks as COCO RLE in one JSON file (the ``tracks.json`` format of ``sam2-pipelines track``)."""
+        from ..cli import _json_ready
+
+        document = {"video": Path(self.path).name, "clicks": self.clicks, "frames": self.ordered_results()}
+        Path(path).write_text(json.dumps(_json_ready(document)))
+        return Path(path)
+
+    def export_davis(self, path: Path) -> Path:
+        """Every frame's masks as DAVIS palette PNGs (``<frame:05d>.png``, pixel value = object id) in a zip."""
+        import tempfile
+
+        from ..video_io import write_palette_pngs
+
+        with tempfile.TemporaryDirectory(prefix="sam2-davis-") as folder:
+            written = write_palette_pngs(self.ordered_results(), folder)
+            with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for file in written:
+                    archive.write(file, file.relative_to(folder).as_posix())
+        return Path(path)
+
+    def close(self) -> None:
+        self._session.close()
+        self._frames.close()
+
+
+class VideoWorks:
+    """The demo's :class:`VideoWork` per uploaded video path, at most :data:`KEEP` held (least recent closed)."""
+
+    def __init__(self, tracker):
+        self._tracker = tracker
+        self._works: OrderedDict[str, VideoWork] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def open(self, path: str) -> VideoWork:
+        """A fresh :class:`VideoWork` for ``path`` (an upload starts over)."""
+        with self._lock:
+            old = self._works.pop(str(path), None)
+            if old is not None:
+                old.close()
+            work = VideoWork(self._tracker(), path)
+            self._works[str(path)] = work
+            while len(self._works) > KEEP:
+                self._works.popitem(last=False)[1].close()
+            return work
+
+    def get(self, path: str) -> VideoWork:
+        """The :class:`VideoWork` of an uploaded video (reopened if it was closed to make room)."""
+        with self._lock:
+            work = self._works.get(str(path))
+            if work is not None:
+                self._works.move_to_end(str(path))
+                return work
+        return self.open(path)
