@@ -4,7 +4,7 @@ Tracks 1 or more objects (one positive click each on frame 0) through the first 
 clip with this package's ``video-object-tracking`` session and prints, over the steady-state frames (those
 tracked once the memory bank is full: after the first ``num_maskmem`` frames), per frame:
 
-* decode + preprocess (``TrackingSession._load_frame``: PyAV decoding, resize, normalisation);
+* decode + preprocess (``FrameFeed.load``: PyAV decoding, resize, normalisation);
 * image encoder (``get_image_features``);
 * memory attention (the shared-work attention of ``fast_memory``, or the model's module with ``--model-step``);
 * decoder (prompt encoder + mask decoder, ``_single_frame_forward``);
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     import torch
 
     import sam2_pipelines
-    from sam2_pipelines import fast_memory, session as session_module, tracking_step
+    from sam2_pipelines import fast_memory, frame_feed, session as session_module, tracking_step
 
     torch.set_num_threads(args.threads)
     rate = sgemm_rate(args.threads)
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
         counter = FlopCounter()
         timer = StageTimer(counter)
         stages = [
-            (session_module.TrackingSession, "_load_frame", "decode + preprocess"),
+            (frame_feed.FrameFeed, "load", "decode + preprocess"),
             (model, "get_image_features", "image encoder"),
             (fast_memory, "condition", "memory attention"),
             (model.memory_attention, "forward", "memory attention"),

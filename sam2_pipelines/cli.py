@@ -25,7 +25,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
+from .frame_pixels import DEFAULT_FRAME_RESIZE
+from .loading import DEFAULT_MODEL
+from .mask_generation import AMG_DEFAULTS
+from .validation import DIRECTIONS, FRAME_RESIZES
 DTYPES = ("float32", "float16", "bfloat16")
 
 
@@ -155,6 +158,25 @@ def prompts_from_tokens(tokens) -> list[dict]:
     return list(groups.values())
 
 
+#: ``generate-masks`` options: the mask-generation option each sets -> (argument type, help). Defaults are
+#: the pipeline's (``AMG_DEFAULTS``); ``bool`` options are flags.
+AMG_ARGUMENTS = {
+    "points_per_side": (_positive_int, "grid of point prompts per side"),
+    "points_per_batch": (_positive_int, "point prompts run together"),
+    "pred_iou_thresh": (_unit_float, "minimum predicted IoU"),
+    "stability_score_thresh": (_unit_float, "minimum stability score"),
+    "box_nms_thresh": (_unit_float, "NMS IoU threshold between masks"),
+    "crop_n_layers": (_non_negative_int, "layers of image crops"),
+    "min_mask_region_area": (_non_negative_int, "remove holes/islands smaller than this"),
+    "stability_score_offset": (float, "logit offset of the stability score"),
+    "mask_threshold": (float, "logit threshold of the masks"),
+    "crop_nms_thresh": (_unit_float, "NMS IoU threshold across crops"),
+    "crop_overlap_ratio": (_unit_float, "overlap of neighbouring crops"),
+    "crop_n_points_downscale_factor": (_positive_int, "grid downscale per crop layer"),
+    "use_m2m": (bool, "refine each mask with its own low-resolution mask (Meta's m2m)"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sam2-pipelines`` (exposed for documentation and tests)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -171,19 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Automatic mask generation: writes <stem>.json (COCO RLE records) and <stem>_overlay.png per image.")
     gen.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     gen.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
-    gen.add_argument("--points-per-side", type=_positive_int, default=32, help="grid of point prompts per side (default: 32)")
-    gen.add_argument("--points-per-batch", type=_positive_int, default=64, help="point prompts run together (default: 64)")
-    gen.add_argument("--pred-iou-thresh", type=_unit_float, default=0.8, help="minimum predicted IoU (default: 0.8)")
-    gen.add_argument("--stability-score-thresh", type=_unit_float, default=0.95, help="minimum stability score (default: 0.95)")
-    gen.add_argument("--box-nms-thresh", type=_unit_float, default=0.7, help="NMS IoU threshold between masks (default: 0.7)")
-    gen.add_argument("--crop-n-layers", type=_non_negative_int, default=0, help="layers of image crops (default: 0)")
-    gen.add_argument("--min-mask-region-area", type=_non_negative_int, default=0, help="remove holes/islands smaller than this (default: 0)")
-    gen.add_argument("--stability-score-offset", type=float, default=1.0, help="logit offset of the stability score (default: 1.0)")
-    gen.add_argument("--mask-threshold", type=float, default=0.0, help="logit threshold of the masks (default: 0.0)")
-    gen.add_argument("--crop-nms-thresh", type=_unit_float, default=0.7, help="NMS IoU threshold across crops (default: 0.7)")
-    gen.add_argument("--crop-overlap-ratio", type=_unit_float, default=512 / 1500, help="overlap of neighbouring crops (default: 512/1500)")
-    gen.add_argument("--crop-n-points-downscale-factor", type=_positive_int, default=1, help="grid downscale per crop layer (default: 1)")
-    gen.add_argument("--use-m2m", action="store_true", help="refine each mask with its own low-resolution mask (Meta's m2m)")
+    for name, (kind, text) in AMG_ARGUMENTS.items():
+        default = AMG_DEFAULTS[name]
+        if kind is bool:
+            gen.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=text)
+        else:
+            gen.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, help=f"{text} (default: {default:g})")
 
     track = commands.add_parser("track", parents=[common], help="track prompted objects through a video (palette PNGs + overlay mp4 + JSON)",
                                 description="Video object tracking. --frame and --obj set the frame and object that the following "
@@ -194,11 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--frame", dest="frame", type=_non_negative_int, action=_PromptAction, metavar="N", help="frame of the following prompts")
     track.add_argument("--obj", dest="obj", type=_non_negative_int, action=_PromptAction, metavar="ID", help="object id of the following prompts")
     track.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
-    track.add_argument("--direction", default="forward", choices=("forward", "backward", "both"), help="propagation direction (default: forward)")
+    track.add_argument("--direction", default="forward", choices=DIRECTIONS, help="propagation direction (default: forward)")
     track.add_argument("--start-frame", type=_non_negative_int, default=None, help="frame to start propagating from (default: first prompted frame)")
     track.add_argument("--max-frames", type=_positive_int, default=None, help="propagate over at most this many frames")
     track.add_argument("--fps", type=_positive_float, default=None, help="frame rate of overlay.mp4, > 0 (default: the video's)")
-    track.add_argument("--frame-resize", default="bicubic", choices=("bicubic", "bilinear"),
+    track.add_argument("--frame-resize", default=DEFAULT_FRAME_RESIZE, choices=FRAME_RESIZES,
                        help="frame preprocessing: bicubic = Meta's SAM2VideoPredictor (default), bilinear = transformers' video processor")
 
     serve_parser = commands.add_parser("serve", parents=[common], help="serve the Gradio demo (click to segment, video tracking)",
@@ -296,22 +311,8 @@ def generate_masks(args) -> int:
     _check_out_dir(args.out)
     generator = load_pipeline("mask-generation", args.model, args.device, args.dtype, args.progress)
     args.out.mkdir(parents=True, exist_ok=True)
-    options = dict(
-        points_per_side=args.points_per_side,
-        points_per_batch=args.points_per_batch,
-        pred_iou_thresh=args.pred_iou_thresh,
-        stability_score_thresh=args.stability_score_thresh,
-        box_nms_thresh=args.box_nms_thresh,
-        crop_n_layers=args.crop_n_layers,
-        min_mask_region_area=args.min_mask_region_area,
-        stability_score_offset=args.stability_score_offset,
-        mask_threshold=args.mask_threshold,
-        crop_nms_thresh=args.crop_nms_thresh,
-        crop_overlap_ratio=args.crop_overlap_ratio,
-        crop_n_points_downscale_factor=args.crop_n_points_downscale_factor,
-        use_m2m=args.use_m2m,
-        output_mode="coco_rle",
-    )
+    options = {name: getattr(args, name) for name in AMG_ARGUMENTS}
+    options["output_mode"] = "coco_rle"
     for path in _tqdm(paths, args.progress and len(paths) > 1, desc="images", unit="image"):
         image = images.pop(path)
         output = generator(image, progress=args.progress, **options)

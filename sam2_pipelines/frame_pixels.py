@@ -22,9 +22,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-#: Accepted values of ``frame_resize``: ``"bicubic"`` (Meta's frame loader, the default) or ``"bilinear"``
-#: (transformers' ``Sam2VideoVideoProcessor``).
-FRAME_RESIZES = ("bicubic", "bilinear")
+from .validation import FRAME_RESIZES, check_choice
+
+#: Accepted values of ``frame_resize`` (:data:`~sam2_pipelines.validation.FRAME_RESIZES`): ``"bicubic"`` (Meta's
+#: frame loader, the default) or ``"bilinear"`` (transformers' ``Sam2VideoVideoProcessor``).
 
 #: Default of ``frame_resize``.
 DEFAULT_FRAME_RESIZE = "bicubic"
@@ -32,9 +33,7 @@ DEFAULT_FRAME_RESIZE = "bicubic"
 
 def check_frame_resize(frame_resize) -> str:
     """Return ``frame_resize`` if it is one of :data:`FRAME_RESIZES`, else raise ValueError."""
-    if not isinstance(frame_resize, str) or frame_resize not in FRAME_RESIZES:
-        raise ValueError(f"frame_resize must be one of {', '.join(map(repr, FRAME_RESIZES))}; got {frame_resize!r}")
-    return frame_resize
+    return check_choice(frame_resize, "frame_resize", FRAME_RESIZES)
 
 
 def input_size(video_processor) -> tuple[int, int]:

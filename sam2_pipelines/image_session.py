@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from .mask_generation import PROMPT_KEYS, PROMPTED_OPTIONS, load_rgb, translate_builtin_keywords, validate_options
-from .prompts import check_int
+from .validation import check_int
 
 
 class ImageSession:

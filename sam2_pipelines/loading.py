@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import transformers
 
+#: Default checkpoint of both tasks (pipeline defaults, CLI, example and demo).
+DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
+
 #: Model classes the ``mask-generation`` pipeline of this package handles (the image side of SAM models).
 IMAGE_MODEL_CLASS_NAMES = ("Sam2Model", "SamModel", "SamHQModel", "EdgeTamModel")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections.abc
 import contextlib
-import numbers
 import os
 import re
 
@@ -31,8 +30,9 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from . import amg, fast_decoder
 from .images import pil_to_rgb, read_image_file
 from .loading import is_image_model
-from .masks import area_rle, batched_mask_to_box, decode_rle, encode_rle_batch, remove_small_regions, rle_to_uncompressed
-from .prompts import check_int, normalize_image_prompts, normalize_mask_logits, split_per_image
+from .validation import OUTPUT_MODES, check_int, is_int, is_real
+from .masks import LOGIT_CLAMP, area_rle, batched_mask_to_box, decode_rle, encode_rle_batch, remove_small_regions, rle_to_uncompressed
+from .prompts import normalize_image_prompts, normalize_mask_logits, split_per_image
 
 #: Options of automatic mode and their defaults (those of Meta's ``SAM2AutomaticMaskGenerator``), plus ``progress``.
 AMG_DEFAULTS = {
@@ -77,28 +77,15 @@ def translate_builtin_keywords(options: dict) -> dict:
             options[name] = options.pop(alias)
     return options
 
+
 #: Prompt keywords of prompted mode.
 PROMPT_KEYS = ("points", "labels", "boxes", "masks")
-
-#: Accepted ``output_mode`` values.
-OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 
 #: Strings read by transformers' ``load_image`` (URLs and ``data:`` URIs); any other string is a file path.
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|data:image/)")
 
 #: Upper bound on the number of float32 pixels of upsampled logits held at once (about 128 MB).
 UPSAMPLE_CHUNK_PIXELS = 2**25
-
-#: Meta clamps returned low-resolution logits to this range (they are reused as mask prompts).
-LOGIT_CLAMP = 32.0
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
 
 
 def validate_options(options: dict) -> dict:
@@ -114,20 +101,20 @@ def validate_options(options: dict) -> dict:
         if name in options and not ok(options[name]):
             raise ValueError(f"{name} must be {accepted}, got {options[name]!r}")
 
-    need("points_per_side", lambda v: v is None or (_is_int(v) and v >= 1), "a positive int or None (then point_grids is required)")
-    need("points_per_batch", lambda v: _is_int(v) and v >= 1, "a positive int")
+    need("points_per_side", lambda v: v is None or (is_int(v) and v >= 1), "a positive int or None (then point_grids is required)")
+    need("points_per_batch", lambda v: is_int(v) and v >= 1, "a positive int")
     for name in ("stability_score_offset", "mask_threshold", "min_mask_region_area"):
-        need(name, _is_real, "a finite number")
+        need(name, is_real, "a finite number")
     need("min_mask_region_area", lambda v: v >= 0, "a number >= 0 (an area in original-image pixels)")
     for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "crop_nms_thresh"):
-        need(name, lambda v: _is_real(v) and 0 <= v <= 1, "a number in [0, 1]")
-    need("crop_n_layers", lambda v: _is_int(v) and v >= 0, "an int >= 0")
-    need("crop_overlap_ratio", lambda v: _is_real(v) and 0 <= v < 1, "a number in [0, 1)")
-    need("crop_n_points_downscale_factor", lambda v: _is_int(v) and v >= 1, "an int >= 1")
+        need(name, lambda v: is_real(v) and 0 <= v <= 1, "a number in [0, 1]")
+    need("crop_n_layers", lambda v: is_int(v) and v >= 0, "an int >= 0")
+    need("crop_overlap_ratio", lambda v: is_real(v) and 0 <= v < 1, "a number in [0, 1)")
+    need("crop_n_points_downscale_factor", lambda v: is_int(v) and v >= 1, "an int >= 1")
     need("output_mode", lambda v: v in OUTPUT_MODES, f"one of {', '.join(OUTPUT_MODES)}")
     for name in ("use_m2m", "multimask_output", "progress", "output_rle_mask", "output_bboxes_mask"):
         need(name, lambda v: isinstance(v, (bool, np.bool_)), "True or False")
-    need("timeout", lambda v: v is None or (_is_real(v) and v > 0), "None or a positive number of seconds")
+    need("timeout", lambda v: v is None or (is_real(v) and v > 0), "None or a positive number of seconds")
     if options.get("point_grids") is not None:
         grids = options["point_grids"]
         if not isinstance(grids, (list, tuple)) or not grids:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_utils
 
+#: Meta clamps low-resolution mask logits to this range where they are reused as mask prompts.
+LOGIT_CLAMP = 32.0
+
 
 def encode_rle(mask: np.ndarray) -> dict:
     """Encode one ``(H, W)`` binary mask as a COCO compressed RLE ``{"size": [H, W], "counts": str}``."""

@@ -20,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .validation import check_int
+
 #: Positive click.
 POSITIVE = 1
 #: Negative click.
@@ -33,7 +35,6 @@ BOX_BOTTOM_RIGHT = 3
 #: Labels a user may give to clicks.
 CLICK_LABELS = (NEGATIVE, POSITIVE)
 #: Every label SAM 2's prompt encoder understands.
-ALL_LABELS = (PADDING, NEGATIVE, POSITIVE, BOX_TOP_LEFT, BOX_BOTTOM_RIGHT)
 
 
 def _to_numpy(value, name: str, allow_bool: bool = False) -> np.ndarray:
@@ -224,17 +225,6 @@ def normalize_image_prompts(points=None, labels=None, boxes=None, image_size=Non
     return out
 
 
-def pad_points(points: list[np.ndarray], labels: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Stack per-object points of different lengths into ``(N, P_max, 2)`` / ``(N, P_max)``, padding with label -1."""
-    longest = max(len(p) for p in points)
-    stacked = np.zeros((len(points), longest, 2), dtype=np.float32)
-    stacked_labels = np.full((len(points), longest), PADDING, dtype=np.int64)
-    for i, (p, l) in enumerate(zip(points, labels)):
-        stacked[i, : len(p)] = p
-        stacked_labels[i, : len(l)] = l
-    return stacked, stacked_labels
-
-
 def normalize_mask_logits(masks, num_objects: int | None, mask_size) -> np.ndarray:
     """Validate mask prompts: low-resolution logits, one mask per object.
 
@@ -292,15 +282,6 @@ def split_per_image(value, num_images: int, name: str) -> list:
 
 #: Keys a video prompt dict may have.
 VIDEO_PROMPT_KEYS = ("frame", "obj_id", "points", "labels", "box", "mask")
-
-
-def check_int(value, name: str, minimum: int | None = None) -> int:
-    """Return ``value`` as an int (Python or numpy integer, not bool), or raise ValueError naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def normalize_binary_mask(mask, image_size) -> np.ndarray:

@@ -6,10 +6,7 @@ from transformers import AutoModelForMaskGeneration
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
-from .loading import AutoModelForVideoObjectTracking
-
-#: Default checkpoint of both tasks.
-DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
+from .loading import DEFAULT_MODEL, AutoModelForVideoObjectTracking
 
 
 def register_pipelines() -> None:

@@ -24,52 +24,42 @@ other frames are tracked with memory attention. Results do not depend on what wa
 * a step that reads dropped outputs gets them recomputed by replaying that object's tracking steps (the
   session records, per propagation, the prompted outputs it started with and the frames it tracked), so a
   correction or a propagation started anywhere costs, at worst, re-tracking the frames before it.
+
+The session is the prompts and propagation; its parts live beside it: the frames come from a
+:class:`~sam2_pipelines.frame_feed.FrameFeed`, what to hold and how to replay is a
+:class:`~sam2_pipelines.memory_ledger.MemoryLedger`, and a model step is :mod:`sam2_pipelines.tracking_step`
+(the shared-work step) or transformers' own, through :mod:`sam2_pipelines.model_internals`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
 
-from . import tracking_step
-from .frame_pixels import DEFAULT_FRAME_RESIZE, check_frame_resize, frame_pixels
-from .masks import encode_rle
-from .read_ahead import ReadAhead
+from . import model_internals, tracking_step
+from .frame_pixels import DEFAULT_FRAME_RESIZE, check_frame_resize
+from .masks import LOGIT_CLAMP, encode_rle
+from .memory_ledger import MemoryLedger
+from .frame_feed import FrameFeed
 from .prompts import (
     BOX_BOTTOM_RIGHT,
     BOX_TOP_LEFT,
-    check_int,
     normalize_binary_mask,
     normalize_box,
     normalize_points,
     normalize_video_prompt,
 )
-from .video_io import FrameSource, open_video, to_rgb_frame
+from .validation import DIRECTIONS, OUTPUTS, Direction, FrameResize, Output, check_bool, check_choice, check_int
+from .video_io import to_rgb_frame
 
-#: Accepted values of ``direction``.
-DIRECTIONS = ("forward", "backward", "both")
-#: Accepted values of ``output``.
-OUTPUTS = ("binary", "rle")
 #: Half-precision dtypes accepted by ``autocast``, by name.
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 #: Frames decoded and preprocessed ahead of the model while propagating.
 READ_AHEAD = 2
-#: Key, in an object's output dict, of its prompted outputs not yet used by a propagation (Meta's temporary
-#: outputs): the next propagation (or pushed frame) makes them conditioning frames.
-PENDING = "pending_cond_outputs"
-
-
-def check_direction(direction) -> str:
-    """Return ``direction`` if it is one of :data:`DIRECTIONS`, else raise ValueError."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}; got {direction!r}")
-    return direction
 
 
 def check_autocast(autocast) -> torch.dtype | None:
@@ -91,35 +81,10 @@ def check_mask_threshold(mask_threshold) -> float:
 
 def check_output(output, return_logits: bool = False) -> str:
     """Return ``output`` if it is one of :data:`OUTPUTS` (and can hold logits when ``return_logits``), else raise ValueError."""
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {', '.join(map(repr, OUTPUTS))}; got {output!r}")
+    check_choice(output, "output", OUTPUTS)
     if output == "rle" and return_logits:
         raise ValueError("return_logits=True returns float logit arrays, which RLE results do not hold: use output='binary'")
     return output
-
-
-class _LazyInferenceSession(Sam2VideoInferenceSession):
-    """transformers' ``Sam2VideoInferenceSession`` whose frames are loaded on demand instead of stored.
-
-    The model reads frames through ``get_frame`` and the frame count through ``num_frames``; both are
-    served by the owning :class:`TrackingSession`. EdgeTAM's session class is identical, so this one
-    serves both model families.
-    """
-
-    def __init__(self, load_frame, count_frames, **kwargs):
-        super().__init__(video=None, **kwargs)
-        self._load_frame = load_frame
-        self._count_frames = count_frames
-
-    @property
-    def num_frames(self) -> int | None:
-        return self._count_frames()
-
-    def get_frame(self, frame_idx: int) -> torch.Tensor:
-        return self._load_frame(frame_idx).to(self.inference_device, non_blocking=True)
-
-    def add_new_frame(self, pixel_values, frame_idx=None):  # pragma: no cover - guarded API misuse
-        raise RuntimeError("frames are pushed through TrackingSession.push_frame")
 
 
 class TrackingSession:
@@ -168,14 +133,11 @@ class TrackingSession:
             video resolution (``torch.sigmoid`` gives probabilities). Binary output only (not with ``"rle"``).
     """
 
-    def __init__(self, model, processor, video=None, *, device=None, prune_memory: bool = True, frame_resize: str = DEFAULT_FRAME_RESIZE, batch_size: int = 1, autocast=None, mask_threshold: float = 0.0, return_logits: bool = False):
+    def __init__(self, model, processor, video=None, *, device=None, prune_memory: bool = True, frame_resize: FrameResize = DEFAULT_FRAME_RESIZE, batch_size: int = 1, autocast=None, mask_threshold: float = 0.0, return_logits: bool = False):
         self._autocast = check_autocast(autocast)
         self._mask_threshold = check_mask_threshold(mask_threshold)
-        if not isinstance(return_logits, bool):
-            raise ValueError(f"return_logits must be True or False, got {return_logits!r}")
-        self._return_logits = return_logits
-        if not isinstance(prune_memory, bool):
-            raise ValueError(f"prune_memory must be True or False, got {prune_memory!r}")
+        self._return_logits = check_bool(return_logits, "return_logits")
+        check_bool(prune_memory, "prune_memory")
         self._frame_resize = check_frame_resize(frame_resize)
         self._batch_size = check_int(batch_size, "batch_size", minimum=1)  # frames encoded per image-encoder pass
         self._model = model
@@ -184,21 +146,16 @@ class TrackingSession:
         self._dtype = model.dtype
         self._prune_memory = prune_memory
         self._streaming = video is None
-        self._source: FrameSource | None = None if video is None else open_video(video)
-        self._owns_source = video is not None and not isinstance(video, FrameSource)  # closed by close()
+        self._feed = FrameFeed(video, processor, self._frame_resize, self._device, self._dtype, READ_AHEAD)  # frames on demand
         self._closed = False
         self._epoch = 0  # bumped by every change of the session; a propagate() iterator runs in one epoch
-        self._height = None if video is None else self._source.height
-        self._width = None if video is None else self._source.width
-        self._pushed = 0  # streamed frames so far
-        self._latest_pixels = None  # preprocessed latest streamed frame
-        self._inline_memory = "run_mem_encoder" in inspect.signature(model._run_single_frame_inference).parameters
+        self._height = self._feed.height
+        self._width = self._feed.width
         self._fast_steps = tracking_step.supported(model)  # steps with memory share the frame's work
         self._step_context = None  # the latest frame's shared work (tracking_step.StepContext)
-        self._reader = ReadAhead(self._read_pixels, depth=0 if self._streaming else READ_AHEAD + 1)  # next frames, decoded while the model works
-        self._state = _LazyInferenceSession(
-            self._load_frame,
-            self._count_frames,
+        self._state = model_internals.LazyInferenceSession(
+            self._feed.load,
+            self._feed.__len__,
             video_height=self._height,
             video_width=self._width,
             inference_device=self._device,
@@ -207,7 +164,10 @@ class TrackingSession:
             dtype=self._dtype,
         )
         self._peak_held = 0
-        self._drop_tracked()  # sets the (empty) record of propagations
+        # Our own records beside transformers' session: prompted outputs not yet propagated, and the record of
+        # propagations that lets dropped tracked outputs be recomputed.
+        self._pending: dict[int, dict] = {}  # obj_id -> {frame: output} of prompts since the last propagation
+        self._ledger = MemoryLedger(model.num_maskmem, self._pointer_window)
 
     # ------------------------------------------------------------------------------------------ properties
 
@@ -219,7 +179,7 @@ class TrackingSession:
     @property
     def num_frames(self) -> int:
         """Number of frames of the video (streaming: frames pushed so far)."""
-        return self._count_frames()
+        return len(self._feed)
 
     @property
     def height(self) -> int | None:
@@ -240,7 +200,7 @@ class TrackingSession:
     def prompted_frames(self) -> dict[int, list[int]]:
         """``{obj_id: sorted frames with prompts}`` (the conditioning frames of each object)."""
         return {
-            self._state.obj_idx_to_id(i): sorted({*o["cond_frame_outputs"], *o.get(PENDING, {})})
+            self._state.obj_idx_to_id(i): sorted({*o["cond_frame_outputs"], *self._pending.get(self._state.obj_idx_to_id(i), {})})
             for i, o in self._state.output_dict_per_obj.items()
         }
 
@@ -257,9 +217,9 @@ class TrackingSession:
         return {
             "tracked_outputs": tracked,
             "peak_tracked_outputs": self._peak_held,
-            "prompted_outputs": sum(len(o["cond_frame_outputs"]) + len(o.get(PENDING, {})) for o in outputs),
-            "vision_features": len(self._state.cache._vision_features),
-            "frames": 0 if self._latest_pixels is None else 1,
+            "prompted_outputs": sum(len(o["cond_frame_outputs"]) for o in outputs) + sum(len(p) for p in self._pending.values()),
+            "vision_features": len(model_internals.cached_feature_frames(self._state)),
+            "frames": 0 if self._feed.latest is None else 1,
         }
 
     def __repr__(self) -> str:
@@ -268,36 +228,14 @@ class TrackingSession:
 
     # ------------------------------------------------------------------------------------------- frames
 
-    def _count_frames(self) -> int:
-        return self._pushed if self._streaming else len(self._source)
-
-    def _preprocess(self, frame: np.ndarray) -> torch.Tensor:
-        """One ``(H, W, 3)`` uint8 frame -> model input pixels on the device, in the model's dtype.
-
-        Computed in float32 with the session's ``frame_resize`` (:func:`~sam2_pipelines.frame_pixels.frame_pixels`),
-        then cast.
-        """
-        pixels = frame_pixels(frame, self._processor, self._frame_resize)
-        return pixels.to(self._device, dtype=self._dtype)
-
-    def _load_frame(self, frame_idx: int) -> torch.Tensor:
-        if self._streaming:
-            if frame_idx != self._pushed - 1 or self._latest_pixels is None:
-                raise RuntimeError(f"streamed frame {frame_idx} is no longer held")
-            return self._latest_pixels
-        return self._reader.get(frame_idx)
-
-    def _read_pixels(self, frame_idx: int) -> torch.Tensor:
-        return self._preprocess(self._source[frame_idx])
-
     def _check_frame(self, frame) -> int:
         frame = check_int(frame, "frame", minimum=0)
         if self._streaming:
-            if self._pushed == 0:
+            if self._feed.pushed == 0:
                 raise ValueError("no frame has been pushed yet: call push_frame(frame) (or push_frame(frame, prompts=...)) first")
-            if frame != self._pushed - 1:
+            if frame != self._feed.pushed - 1:
                 raise ValueError(
-                    f"in a streaming session prompts go on the latest pushed frame ({self._pushed - 1}); got frame {frame}"
+                    f"in a streaming session prompts go on the latest pushed frame ({self._feed.pushed - 1}); got frame {frame}"
                 )
         elif frame >= self.num_frames:
             raise ValueError(f"frame {frame} is past the end of the video ({self.num_frames} frames: 0..{self.num_frames - 1})")
@@ -325,7 +263,7 @@ class TrackingSession:
         state = self._state
         cache = state.cache
         tracked_here = self._tracked_here
-        if frame in cache._vision_features or not tracked_here(frame):
+        if frame in model_internals.cached_feature_frames(state) or not tracked_here(frame):
             return
         step, end = (-1, -1) if reverse else (1, self.num_frames)
         frames = []
@@ -352,9 +290,10 @@ class TrackingSession:
 
     def _known_index(self, obj_id) -> int:
         obj_id = check_int(obj_id, "obj_id")
-        if obj_id not in self._state._obj_id_to_idx:
+        index = model_internals.object_index(self._state, obj_id)
+        if index is None:
             raise ValueError(f"unknown object id {obj_id}; objects in this session: {self.object_ids}")
-        return self._state._obj_id_to_idx[obj_id]
+        return index
 
     def _scale(self, xy: np.ndarray) -> torch.Tensor:
         """Pixel ``(x, y)`` coordinates -> the model's input coordinates (``target_size`` square)."""
@@ -377,8 +316,7 @@ class TrackingSession:
             The object's result on this frame (see the class docstring).
         """
         frame = self._check_frame(frame)
-        if not isinstance(replace, bool):
-            raise ValueError(f"replace must be True or False, got {replace!r}")
+        replace = check_bool(replace, "replace")
         xy, lab = normalize_points(points, labels, (self._height, self._width))
         obj_idx = self._state.obj_id_to_idx(check_int(obj_id, "obj_id"))
         coords = self._scale(xy)[None, None]
@@ -451,7 +389,8 @@ class TrackingSession:
         """Forget object ``obj_id``: its prompts, memories and results. Other objects are unaffected."""
         removed = self._known_index(obj_id)
         self._change()
-        self._pinned.pop(int(obj_id), None)
+        self._ledger.forget_object(int(obj_id))
+        self._pending.pop(int(obj_id), None)
         state = self._state
         old_ids = list(state.obj_ids)
         keep = [i for i in range(len(old_ids)) if i != removed]
@@ -479,12 +418,12 @@ class TrackingSession:
         state.point_inputs_per_obj[obj_idx].pop(frame, None)
         state.mask_inputs_per_obj[obj_idx].pop(frame, None)
         outputs = state.output_dict_per_obj[obj_idx]
-        outputs.get(PENDING, {}).pop(frame, None)
+        self._pending.get(int(obj_id), {}).pop(frame, None)
         out = outputs["cond_frame_outputs"].pop(frame, None)
         if out is not None:
             outputs["non_cond_frame_outputs"][frame] = out
-            self._pinned.setdefault(int(obj_id), {})[frame] = out
-            self._produced.get(int(obj_id), {}).pop(frame, None)
+            self._ledger.pinned.setdefault(int(obj_id), {})[frame] = out
+            self._ledger.produced.get(int(obj_id), {}).pop(frame, None)
             state.frames_tracked_per_obj[obj_idx].pop(frame, None)
 
     def close(self) -> None:
@@ -496,10 +435,9 @@ class TrackingSession:
             return
         self._closed = True
         self._epoch += 1
-        self._reader.close()
-        if self._owns_source and self._source is not None:
-            self._source.close()
+        self._feed.close()
         self._state.reset_inference_session()
+        self._pending.clear()
         self._step_context = None
         self._drop_tracked()
 
@@ -522,6 +460,7 @@ class TrackingSession:
         """Forget every object, prompt and memory (the video stays open)."""
         self._change()
         self._state.reset_inference_session()
+        self._pending.clear()
         self._step_context = None
         self._drop_tracked()
 
@@ -540,35 +479,21 @@ class TrackingSession:
     def _infer(self, obj_idx, frame, is_init_cond_frame, point_inputs, mask_inputs, reverse, prev_logits=None) -> dict:
         """One model step for one object on one frame; returns the output to store (with its memory)."""
         model, state = self._model, self._state
-        kwargs = dict(
-            inference_session=state,
-            frame_idx=frame,
-            obj_idx=obj_idx,
-            batch_size=1,
+        if self._fast_steps and not is_init_cond_frame and mask_inputs is None:
+            self._step_context = tracking_step.current(self._step_context, model, state, frame)
+            return tracking_step.memory_step(model, state, self._step_context, obj_idx, point_inputs, reverse, prev_logits, self._streaming)
+        return model_internals.run_step(
+            model,
+            state,
+            frame,
+            obj_idx,
             is_init_cond_frame=is_init_cond_frame,
             point_inputs=point_inputs,
             mask_inputs=mask_inputs,
             reverse=reverse,
-            prev_sam_mask_logits=prev_logits,
+            prev_logits=prev_logits,
             streaming=self._streaming,
         )
-        from_prompts = point_inputs is not None or mask_inputs is not None
-        if self._fast_steps and not is_init_cond_frame and mask_inputs is None:
-            self._step_context = tracking_step.current(self._step_context, model, state, frame)
-            return tracking_step.memory_step(model, state, self._step_context, obj_idx, point_inputs, reverse, prev_logits, self._streaming)
-        if self._inline_memory:  # EdgeTAM encodes the memory inside the step
-            out = dict(model._run_single_frame_inference(**kwargs, run_mem_encoder=True))
-        else:
-            out = dict(model._run_single_frame_inference(**kwargs))
-            high_res_masks = out.pop("high_res_masks")
-            vision_feats, _ = model._prepare_vision_features(state, frame, 1)
-            out["maskmem_features"], out["maskmem_pos_enc"] = model._encode_new_memory(
-                current_vision_feats=vision_feats[-1],
-                pred_masks_high_res=high_res_masks,
-                object_score_logits=out["object_score_logits"],
-                is_mask_from_pts=from_prompts,
-            )
-        return out
 
     def _run_prompted_frame(self, obj_idx: int, frame: int) -> dict:
         """Segment one object on a prompted frame, as Meta's ``add_new_points_or_box`` / ``add_new_mask`` do.
@@ -582,7 +507,7 @@ class TrackingSession:
         self._change()
         state = self._state
         outputs = state.output_dict_per_obj[obj_idx]
-        pending = outputs.setdefault(PENDING, {})
+        pending = self._pending.setdefault(state.obj_idx_to_id(obj_idx), {})
         point_inputs = state.point_inputs_per_obj[obj_idx].get(frame)
         mask_inputs = state.mask_inputs_per_obj[obj_idx].get(frame)
         tracked = state.frames_tracked_per_obj[obj_idx].get(frame)
@@ -596,7 +521,7 @@ class TrackingSession:
                 None,
             )
             if previous is not None:
-                prev_logits = previous["pred_masks"].to(self._device).clamp(-32.0, 32.0)
+                prev_logits = previous["pred_masks"].to(self._device).clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
         saved = outputs["non_cond_frame_outputs"]
         outputs["non_cond_frame_outputs"] = readable
         try:
@@ -619,17 +544,17 @@ class TrackingSession:
         outputs = state.output_dict_per_obj[obj_idx]
         need = {frame: {"pred_masks"}} if with_mask else {}
         if with_memory:
-            memory_frames, pointer_frames = self._windows(frame, reverse)
+            memory_frames, pointer_frames = self._ledger.windows(frame, reverse)
             for f in memory_frames:
                 need.setdefault(f, set()).add("maskmem_features")
             for f in pointer_frames:
                 need.setdefault(f, set()).add("object_pointer")
         committed = outputs["cond_frame_outputs"]  # Meta drops a frame's tracked output once it is prompted
         held = outputs["non_cond_frame_outputs"]
-        produced = self._produced.get(state.obj_idx_to_id(obj_idx), {})
+        produced = self._ledger.produced.get(state.obj_idx_to_id(obj_idx), {})
         missing = [f for f, keys in need.items() if f not in committed and f in produced and not keys <= held.get(f, {}).keys()]
         source = self._replay(obj_idx, set(need), max(produced[f] for f in missing)) if missing else held
-        source = {**source, **self._pinned.get(state.obj_idx_to_id(obj_idx), {})}
+        source = {**source, **self._ledger.pinned.get(state.obj_idx_to_id(obj_idx), {})}
         return {f: source[f] for f in need if f in source and f not in committed}
 
     def _replay(self, obj_idx: int, keep: set, until: int) -> dict:
@@ -639,7 +564,7 @@ class TrackingSession:
         steps would read. Steps run with the prompted outputs each propagation started with, so they repeat
         the original computation exactly.
         """
-        state = self._state
+        state, ledger = self._state, self._ledger
         obj_id = state.obj_idx_to_id(obj_idx)
         outputs = state.output_dict_per_obj[obj_idx]
         saved = outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"]
@@ -647,16 +572,16 @@ class TrackingSession:
         entered = -1
         try:
             with self._compute():
-                for position, (frame, reverse, segment, _) in enumerate(self._lineage[: until + 1]):
+                for position, (frame, reverse, segment, _) in enumerate(ledger.lineage[: until + 1]):
                     if segment != entered:  # outputs of prompts cleared before this propagation
                         entered = segment
-                        scratch.update(self._segments[segment]["pinned"].get(obj_id, {}))
-                    cond = self._segments[segment]["cond"].get(obj_id)
+                        scratch.update(ledger.segments[segment]["pinned"].get(obj_id, {}))
+                    cond = ledger.segments[segment]["cond"].get(obj_id)
                     if cond is None or frame in cond:
                         continue  # the object did not exist yet, or the frame reused its prompted output
                     outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"] = cond, scratch
                     scratch[frame] = self._infer(obj_idx, frame, False, None, None, reverse)
-                    self._trim(scratch, self._readers_after(position), keep_masks=keep, keep=keep)
+                    ledger.trim(scratch, ledger.readers_after(position), keep_masks=keep, keep=keep)
         finally:
             outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"] = saved
         return scratch
@@ -675,9 +600,9 @@ class TrackingSession:
     def _commit_pending(self) -> None:
         """Make pending prompted outputs conditioning frames (Meta's ``propagate_in_video_preflight``)."""
         for obj_idx, outputs in self._state.output_dict_per_obj.items():
-            pending = outputs.pop(PENDING, {})
+            pending = self._pending.pop(self._state.obj_idx_to_id(obj_idx), {})
             outputs["cond_frame_outputs"].update(pending)
-            pinned = self._pinned.get(self._state.obj_idx_to_id(obj_idx), {})
+            pinned = self._ledger.pinned.get(self._state.obj_idx_to_id(obj_idx), {})
             for frame in pending:
                 pinned.pop(frame, None)
             for frame in outputs["cond_frame_outputs"]:
@@ -697,7 +622,7 @@ class TrackingSession:
                 if out is None:
                     out = self._infer(obj_idx, frame, False, None, None, reverse)
                     outputs["non_cond_frame_outputs"][frame] = out
-                    self._pinned.get(state.obj_idx_to_id(obj_idx), {}).pop(frame, None)
+                    self._ledger.pinned.get(state.obj_idx_to_id(obj_idx), {}).pop(frame, None)
                 state.frames_tracked_per_obj[obj_idx][frame] = {"reverse": reverse}
                 obj_ids.append(state.obj_idx_to_id(obj_idx))
                 masks.append(out["pred_masks"])
@@ -729,35 +654,6 @@ class TrackingSession:
         limit = self._model.config.max_object_pointers_in_encoder
         return limit if self._streaming else min(self.num_frames, limit)
 
-    def _windows(self, frame: int, reverse: bool) -> tuple[set, set]:
-        """Tracked frames whose memory features, and whose object pointers, a step on ``frame`` reads."""
-        sign = 1 if reverse else -1
-        memory = {frame + sign * k for k in range(1, self._model.num_maskmem)}
-        pointers = {frame + sign * k for k in range(1, self._pointer_window())}
-        return memory, pointers
-
-    def _trim(self, tracked: dict, readers, keep_masks=(), keep=()) -> None:
-        """Drop from ``tracked`` (frame -> output) what no reader ``(frame, reverse)`` reads.
-
-        Mask logits are kept on the frames in ``keep_masks`` only; outputs on the frames in ``keep`` stay whole.
-        """
-        keep_memory, keep_pointer = set(keep), set(keep)
-        for frame, reverse in readers:
-            memory, pointers = self._windows(frame, reverse)
-            keep_memory |= memory
-            keep_pointer |= pointers
-        for frame in list(tracked):
-            entry = tracked[frame]
-            if frame not in keep_masks:
-                entry.pop("pred_masks", None)
-            if frame not in keep_memory:
-                entry.pop("maskmem_features", None)
-                entry.pop("maskmem_pos_enc", None)
-            if frame not in keep_pointer:
-                entry.pop("object_pointer", None)
-            if "maskmem_features" not in entry and "object_pointer" not in entry and "pred_masks" not in entry:
-                del tracked[frame]
-
     def _prune(self, readers: list[tuple[int, bool]], latest: int) -> None:
         """Drop tracked outputs that none of ``readers`` (``(frame, reverse)``) will read.
 
@@ -769,31 +665,18 @@ class TrackingSession:
         self._peak_held = max(self._peak_held, held)
         if self._prune_memory:
             for obj_idx, outputs in state.output_dict_per_obj.items():
-                pinned = self._pinned.get(state.obj_idx_to_id(obj_idx), {})
-                self._trim(outputs["non_cond_frame_outputs"], readers, keep_masks={latest, *pinned}, keep=pinned)
-
-    def _readers_after(self, position: int) -> list[tuple[int, bool]]:
-        """Steps that read outputs held after step ``position`` of the lineage: the next step, and the first
-        step of every later pass of the same propagation (a backward pass reads frames after its start)."""
-        frame, reverse, segment, pass_index = self._lineage[position]
-        readers = [(frame - 1 if reverse else frame + 1, reverse), (frame, reverse)]
-        readers += self._segments[segment]["pass_starts"][pass_index + 1 :]
-        for later in self._segments[segment + 1 :]:  # later propagations read what was held where they started
-            readers += later["pass_starts"]
-        return readers
+                pinned = self._ledger.pinned.get(state.obj_idx_to_id(obj_idx), {})
+                self._ledger.trim(outputs["non_cond_frame_outputs"], readers, keep_masks={latest, *pinned}, keep=pinned)
 
     def _drop_tracked(self) -> None:
         """Forget every tracked output and the record of the propagations that produced them."""
         for outputs in self._state.output_dict_per_obj.values():
             outputs["non_cond_frame_outputs"].clear()
-        self._segments = []  # per propagation: prompted outputs at its start and the starts of its passes
-        self._lineage = []  # every tracking step since: (frame, reverse, segment, pass index)
-        self._produced = {}  # obj_id -> {frame: lineage position of its tracked output}
-        self._pinned = {}  # obj_id -> {frame: output}: cleared prompts' outputs, read as tracked outputs until re-tracked
+        self._ledger.clear()
 
     # ------------------------------------------------------------------------------------------ propagation
 
-    def propagate(self, direction: str = "forward", start_frame: int | None = None, max_frames: int | None = None, output: str = "binary", progress: bool = False) -> Iterator[dict]:
+    def propagate(self, direction: Direction = "forward", start_frame: int | None = None, max_frames: int | None = None, output: Output = "binary", progress: bool = False) -> Iterator[dict]:
         """Track every object through the video and yield one result per frame, in processing order.
 
         Args:
@@ -810,10 +693,9 @@ class TrackingSession:
         self._check_open()
         if self._streaming:
             raise ValueError("a streaming session has no video to propagate through; use push_frame(frame)")
-        check_direction(direction)
+        check_choice(direction, "direction", DIRECTIONS)
         check_output(output, self._return_logits)
-        if not isinstance(progress, bool):
-            raise ValueError(f"progress must be True or False, got {progress!r}")
+        check_bool(progress, "progress")
         if self._state.get_obj_num() == 0:
             raise ValueError("no objects to track: add prompts first (add_points, add_box, add_mask or add_prompt)")
         prompted = sorted({f for frames in self.prompted_frames.values() for f in frames})
@@ -845,12 +727,10 @@ class TrackingSession:
         epoch = self._epoch
         self._commit_pending()
         state = self._state
-        self._segments.append({
-            "cond": {state.obj_idx_to_id(i): dict(o["cond_frame_outputs"]) for i, o in state.output_dict_per_obj.items()},
-            "pass_starts": [(frames[0], reverse) for frames, reverse in passes],
-            "pinned": {obj_id: dict(pinned) for obj_id, pinned in self._pinned.items()},
-        })
-        segment = len(self._segments) - 1
+        segment = self._ledger.begin(
+            {state.obj_idx_to_id(i): dict(o["cond_frame_outputs"]) for i, o in state.output_dict_per_obj.items()},
+            [(frames[0], reverse) for frames, reverse in passes],
+        )
         bar = tqdm(total=sum(len(frames) for frames, _ in passes), desc="tracking", unit="frame", disable=not progress)
         order = [frame for frames, _ in passes for frame in frames]
         step = 0
@@ -858,8 +738,9 @@ class TrackingSession:
             for pass_index, (frames, reverse) in enumerate(passes):
                 self._restore_window(frames[0], reverse)  # a pass continuing the last one finds it all held
                 for frame in frames:
-                    window = [f for f in order[step : step + 1 + READ_AHEAD] if self._tracked_here(f) and f not in self._state.cache._vision_features]
-                    self._reader.want(window)  # this frame and the next ones: read while the model works
+                    cached = model_internals.cached_feature_frames(self._state)
+                    window = [f for f in order[step : step + 1 + READ_AHEAD] if self._tracked_here(f) and f not in cached]
+                    self._feed.want(window)  # this frame and the next ones: read while the model works
                     step += 1
                     if self._epoch != epoch:
                         raise ValueError(
@@ -867,12 +748,8 @@ class TrackingSession:
                             "propagate(), a new prompt, remove_object, reset or close); call propagate() again"
                         )
                     result = self._track_frame(frame, reverse, output)
-                    position = len(self._lineage)
-                    self._lineage.append((frame, reverse, segment, pass_index))
-                    for obj_id in result["object_ids"]:
-                        if frame not in self._segments[segment]["cond"].get(obj_id, {}):
-                            self._produced.setdefault(obj_id, {})[frame] = position
-                    self._prune(self._readers_after(position), latest=frame)
+                    position = self._ledger.record(frame, reverse, segment, pass_index, result["object_ids"])
+                    self._prune(self._ledger.readers_after(position), latest=frame)
                     bar.update(1)
                     yield result
         finally:
@@ -880,7 +757,7 @@ class TrackingSession:
 
     # ------------------------------------------------------------------------------------------ streaming
 
-    def push_frame(self, frame, prompts: list | None = None, output: str = "binary") -> dict:
+    def push_frame(self, frame, prompts: list | None = None, output: Output = "binary") -> dict:
         """Streaming: append the next frame, apply ``prompts`` on it, track every object and return its result.
 
         Args:
@@ -896,14 +773,14 @@ class TrackingSession:
         if not self._streaming:
             raise ValueError("push_frame is for streaming sessions (tracker.session() without a video); use propagate()")
         check_output(output, self._return_logits)
-        array = to_rgb_frame(frame, where=f"streamed frame {self._pushed}")
+        array = to_rgb_frame(frame, where=f"streamed frame {self._feed.pushed}")
         if self._height is None:
             self._height, self._width = array.shape[:2]
             self._state.video_height, self._state.video_width = self._height, self._width
         elif array.shape[:2] != (self._height, self._width):
-            raise ValueError(f"streamed frame {self._pushed} has size {array.shape[:2]} but the stream's frames are {(self._height, self._width)}")
+            raise ValueError(f"streamed frame {self._feed.pushed} has size {array.shape[:2]} but the stream's frames are {(self._height, self._width)}")
         prompts = list(prompts or [])
-        index = self._pushed
+        index = self._feed.pushed
         checked = []
         for prompt in prompts:
             if isinstance(prompt, dict) and "frame" not in prompt:
@@ -913,8 +790,7 @@ class TrackingSession:
                 raise ValueError(f"a prompt passed with streamed frame {index} must be for that frame, got frame {prompt['frame']}")
             checked.append(prompt)
         self._change()
-        self._latest_pixels = self._preprocess(array)
-        self._pushed += 1
+        self._feed.push(array)
         self._state.cache.clear_all()
         for prompt in checked:
             self.add_prompt(prompt)

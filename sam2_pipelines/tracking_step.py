@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import fast_memory
+from . import fast_memory, model_internals
 
 
 def supported(model) -> bool:
@@ -45,29 +45,12 @@ class StepContext:
 def current(ctx: StepContext | None, model, state, frame: int) -> StepContext:
     """``ctx`` if it was made from the features the session holds now for ``frame`` (its vision-feature
     cache), else the :class:`StepContext` of those features."""
-    feats, positions = model._prepare_vision_features(state, frame, 1)
+    feats, positions = model_internals.vision_features(model, state, frame)
     if ctx is not None and ctx.frame == frame and ctx.source is feats[-1]:
         return ctx
     high_res = [x.permute(1, 2, 0).view(x.size(1), x.size(2), *size) for x, size in zip(feats[:-1], model.backbone_feature_sizes[:-1])]
     attention = fast_memory.FrameContext(feats[-1][:, 0], positions[-1][:, 0])
     return StepContext(frame, feats[-1], high_res, attention)
-
-
-def _memory_inputs(model, state, obj_idx: int, frame: int, reverse: bool, streaming: bool):
-    """The object's memory tokens, their positional embeddings and the number of object-pointer tokens."""
-    device = state.inference_device
-    outputs = model._gather_memory_frame_outputs(state, obj_idx, frame, reverse)
-    memories, positions = model._build_memory_attention_inputs(outputs, device)
-    offsets, pointers, max_pointers = model._get_object_pointers(state, obj_idx, frame, state.num_frames, device, reverse, streaming)
-    num_pointer_tokens = 0
-    if pointers:
-        pointer_tokens, pointer_positions = model._process_object_pointers(offsets, pointers, max_pointers, 1, model.hidden_dim, device)
-        if pointer_tokens is not None:
-            memories.append(pointer_tokens)
-            positions.append(pointer_positions)
-            num_pointer_tokens = pointer_tokens.shape[0]
-    dtype = state.dtype  # stored memories are bfloat16, pointers the model's dtype (or autocast's): one dtype
-    return torch.cat([m.to(dtype) for m in memories]), torch.cat([p.to(dtype) for p in positions]), num_pointer_tokens
 
 
 def encode_memory(model, ctx: StepContext, high_res_masks: torch.Tensor, object_score_logits: torch.Tensor, from_prompts: bool):
@@ -97,18 +80,11 @@ def encode_memory(model, ctx: StepContext, high_res_masks: torch.Tensor, object_
 
 def memory_step(model, state, ctx: StepContext, obj_idx: int, point_inputs, reverse: bool, prev_logits, streaming: bool) -> dict:
     """One object's step on ``ctx.frame`` with its memories: the output the session stores (memory included)."""
-    memory, memory_position, num_pointer_tokens = _memory_inputs(model, state, obj_idx, ctx.frame, reverse, streaming)
+    memory, memory_position, num_pointer_tokens = model_internals.memory_inputs(model, state, obj_idx, ctx.frame, reverse, streaming)
     conditioned = fast_memory.condition(model, ctx.attention, memory, memory_position, num_pointer_tokens)
     height, width = model.backbone_feature_sizes[-1]
     pix_feat = conditioned.t().reshape(1, model.hidden_dim, height, width)
-    sam = model._single_frame_forward(
-        pixel_values=None,
-        input_points=point_inputs["point_coords"] if point_inputs is not None else None,
-        input_labels=point_inputs["point_labels"] if point_inputs is not None else None,
-        input_masks=prev_logits,
-        image_embeddings=ctx.high_res + [pix_feat],
-        multimask_output=model._use_multimask(False, point_inputs),
-    )
+    sam = model_internals.decode(model, ctx.high_res + [pix_feat], point_inputs, prev_logits)
     out = {"pred_masks": sam.pred_masks, "object_pointer": sam.object_pointer, "object_score_logits": sam.object_score_logits}
     out["maskmem_features"], out["maskmem_pos_enc"] = encode_memory(model, ctx, sam.high_res_masks, sam.object_score_logits, point_inputs is not None)
     return out

@@ -17,8 +17,8 @@ from transformers.utils import logging
 
 from .loading import VIDEO_CHECKPOINT_ADVICE, compile_model, is_video_model
 from .frame_pixels import DEFAULT_FRAME_RESIZE, check_frame_resize
-from .prompts import check_int
-from .session import TrackingSession, check_autocast, check_direction, check_mask_threshold, check_output
+from .validation import DIRECTIONS, FrameResize, check_bool, check_choice, check_int
+from .session import TrackingSession, check_autocast, check_mask_threshold, check_output
 from .video_io import is_stream, iter_frames
 
 #: Keyword arguments of ``tracker(...)`` with their defaults (also accepted by ``pipeline(...)`` as defaults).
@@ -127,8 +127,7 @@ class VideoObjectTrackingPipeline(Pipeline):
     _load_tokenizer = False
 
     def __init__(self, *args, compile: bool = False, **kwargs):
-        if not isinstance(compile, bool):
-            raise ValueError(f"compile must be True or False, got {compile!r}")
+        check_bool(compile, "compile")
         super().__init__(*args, **kwargs)
         if not is_video_model(self.model) or not hasattr(self.processor, "video_processor"):
             raise ValueError(
@@ -151,7 +150,7 @@ class VideoObjectTrackingPipeline(Pipeline):
                 f"{', '.join(CALL_OPTIONS)}, batch_size, num_workers (0 only)"
             )
         if "direction" in kwargs:
-            check_direction(kwargs["direction"])
+            check_choice(kwargs["direction"], "direction", DIRECTIONS)
         if "output" in kwargs:
             check_output(kwargs["output"])
         if "frame_resize" in kwargs:
@@ -161,8 +160,8 @@ class VideoObjectTrackingPipeline(Pipeline):
         if "mask_threshold" in kwargs:
             check_mask_threshold(kwargs["mask_threshold"])
         for flag in ("stream", "progress", "return_logits"):
-            if flag in kwargs and not isinstance(kwargs[flag], bool):
-                raise ValueError(f"{flag} must be True or False, got {kwargs[flag]!r}")
+            if flag in kwargs:
+                check_bool(kwargs[flag], flag)
         return {}, dict(kwargs), {}
 
     @staticmethod
@@ -177,7 +176,7 @@ class VideoObjectTrackingPipeline(Pipeline):
             return batch_size
         return self._batch_size if self._batch_size is not None else 1
 
-    def session(self, video=None, *, prune_memory: bool = True, frame_resize: str | None = None, batch_size: int | None = None, autocast=None, mask_threshold: float | None = None, return_logits: bool | None = None) -> TrackingSession:
+    def session(self, video=None, *, prune_memory: bool = True, frame_resize: FrameResize | None = None, batch_size: int | None = None, autocast=None, mask_threshold: float | None = None, return_logits: bool | None = None) -> TrackingSession:
         """Open an interactive :class:`~sam2_pipelines.session.TrackingSession` on ``video``.
 
         Without a video the session is a stream: feed it with ``session.push_frame(frame)``.
@@ -259,13 +258,9 @@ class VideoObjectTrackingPipeline(Pipeline):
             return self._track_videos(video, kwargs, batch_size)
         _, options, _ = self._sanitize_parameters(**kwargs)
         options = {**CALL_OPTIONS, **self._forward_params, **options}
-        prompts = options["prompts"]
-        if prompts is None or (isinstance(prompts, (list, tuple)) and len(prompts) == 0):
+        prompts = [] if options["prompts"] is None else parse_prompts(options["prompts"])  # as dataset rows' prompts
+        if not prompts:
             raise ValueError('give at least one prompt, e.g. prompts=[{"frame": 0, "obj_id": 1, "points": [[x, y]], "labels": [1]}]')
-        if isinstance(prompts, dict):
-            prompts = [prompts]
-        if not isinstance(prompts, (list, tuple)):
-            raise ValueError(f"prompts must be a list of prompt dicts, got {type(prompts).__name__}")
         if is_stream(video):
             if batch_size > 1:
                 logger.warning("batch_size=%d has no effect on an iterator of frames: a stream is encoded one frame at a time", batch_size)
@@ -290,8 +285,6 @@ class VideoObjectTrackingPipeline(Pipeline):
 
     def _track_stream(self, frames, prompts: list, options: dict):
         """Track an iterator of frames as it arrives (forward only); prompts apply when their frame arrives."""
-        from .prompts import check_int
-
         if options["direction"] != "forward":
             raise ValueError(f"an iterator of frames can only be tracked forward, got direction={options['direction']!r}")
         start = 0 if options["start_frame"] is None else check_int(options["start_frame"], "start_frame", minimum=0)
@@ -409,20 +402,14 @@ class VideoObjectTrackingPipeline(Pipeline):
             )
         return video, prompts, options
 
-    # The standard Pipeline steps, for completeness: one call = one video.
+    # transformers' Pipeline declares these steps abstract. A video is not one forward pass but a session that
+    # propagates frame by frame (lazily, with streaming and per-video state), so __call__ runs sessions itself
+    # and never reaches them.
     def preprocess(self, video, **options):
-        """Open a :class:`TrackingSession` on ``video``."""
-        return {"session": self.session(video), "options": options}
+        raise NotImplementedError("video-object-tracking runs through __call__ / session(); it has no preprocess step")
 
     def _forward(self, model_inputs, **options):
-        """Apply the prompts and propagate."""
-        session = model_inputs["session"]
-        for prompt in options.get("prompts") or []:
-            session.add_prompt(prompt)
-        return session.propagate(
-            **{k: options[k] for k in ("direction", "start_frame", "max_frames", "output", "progress") if k in options}
-        )
+        raise NotImplementedError("video-object-tracking runs through __call__ / session(); it has no _forward step")
 
     def postprocess(self, model_outputs, **options):
-        """Materialise the per-frame results."""
-        return list(model_outputs)
+        raise NotImplementedError("video-object-tracking runs through __call__ / session(); it has no postprocess step")

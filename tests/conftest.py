@@ -59,6 +59,15 @@ def tiny_edgetam_video_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def visible_edgetam_tracker(tmp_path_factory):
+    """Tracker over a 128-pixel tiny ``EdgeTamVideoModel`` whose objects are reported visible."""
+    from transformers import pipeline
+
+    directory = testing.save_tiny_video_model(tmp_path_factory.mktemp("visible-edgetam-video"), kind="edgetam-video", visible_bias=2.0, size=128)
+    return pipeline("video-object-tracking", model=str(directory))
+
+
+@pytest.fixture(scope="session")
 def visible_tracker(tmp_path_factory):
     """Tracker over a 128-pixel tiny ``Sam2VideoModel`` whose objects are reported visible (non-empty masks)."""
     from transformers import pipeline

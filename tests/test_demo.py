@@ -64,6 +64,19 @@ def test_repository_is_a_space():
     assert {name: tested.get(name) for name in required} == required  # every pin is the tested version
 
 
+def test_package_description_is_the_readme_without_the_spaces_card():
+    """pyproject's long description is README.md's introduction, without the Spaces YAML block (package
+    indexes would show it as text)."""
+    import re
+
+    path = re.search(r'^readme = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
+    description = (ROOT / path).read_text()
+    assert not description.startswith("---") and "sdk:" not in description
+    body = (ROOT / "README.md").read_text().split("---\n", 2)[2]
+    introduction = body[: body.index("Documentation: [docs/index.md]")].strip()
+    assert description.startswith(introduction)  # kept in step with the README
+
+
 def test_add_click_points_and_box():
     prompts = add_click(None, MODES[0], 10, 20)
     prompts = add_click(prompts, MODES[1], 30, 40)

@@ -32,12 +32,12 @@ def small_window_tracker(directory: Path, kind: str):
 
 
 @pytest.fixture(scope="module")
-def sam2_tracker(tmp_path_factory):
+def small_window_sam2_tracker(tmp_path_factory):
     return small_window_tracker(tmp_path_factory.mktemp("small-window-sam2"), "video")
 
 
 @pytest.fixture(scope="module")
-def edgetam_tracker(tmp_path_factory):
+def small_window_edgetam_tracker(tmp_path_factory):
     return small_window_tracker(tmp_path_factory.mktemp("small-window-edgetam"), "edgetam-video")
 
 
@@ -58,7 +58,7 @@ def bounded_propagate(session, pass_count: int = 1, **options):
         held = session.memory_stats()
         if session._prune_memory:
             objects = len(session.object_ids)
-            pinned = sum(len(frames) for frames in session._pinned.values())  # outputs of cleared prompts
+            pinned = sum(len(frames) for frames in session._ledger.pinned.values())  # outputs of cleared prompts
             assert held["tracked_outputs"] <= objects * WINDOW * pass_count + pinned, held
             assert held["vision_features"] <= 1
         results.append(result)
@@ -94,7 +94,7 @@ def interactive_scenario(tracker, video, prune_memory: bool, extended: bool = Tr
     objects = len(session.object_ids)
     if prune_memory:
         assert session.memory_stats()["peak_tracked_outputs"] <= objects * (2 * WINDOW + 1)  # + the frame being tracked
-        assert len(session._source._cache) <= session._source.cache_size
+        assert len(session._feed.source._cache) <= session._feed.source.cache_size
     return results, session.memory_stats()["tracked_outputs"]
 
 
@@ -106,9 +106,9 @@ def assert_identical(pruned: list, kept: list) -> None:
         assert np.array_equal(a["scores"], b["scores"]), (a["frame_idx"], a["scores"], b["scores"])
 
 
-def test_pruning_changes_no_result_sam2(sam2_tracker, clip12):
-    pruned, pruned_held = interactive_scenario(sam2_tracker, clip12, prune_memory=True)
-    kept, kept_held = interactive_scenario(sam2_tracker, clip12, prune_memory=False)
+def test_pruning_changes_no_result_sam2(small_window_sam2_tracker, clip12):
+    pruned, pruned_held = interactive_scenario(small_window_sam2_tracker, clip12, prune_memory=True)
+    kept, kept_held = interactive_scenario(small_window_sam2_tracker, clip12, prune_memory=False)
     assert kept_held > pruned_held  # the comparison run really kept more
     expected = [0, 2] + list(range(12)) + [8, 8] + list(range(6, 12)) + list(range(5, -1, -1))
     expected += [10] + [0, 1, 2, 3] + [4, 5, 6] + [3, 2, 1]
@@ -117,17 +117,17 @@ def test_pruning_changes_no_result_sam2(sam2_tracker, clip12):
     assert_identical(pruned, kept)
 
 
-def test_pruning_changes_no_result_edgetam(edgetam_tracker, clip8):
-    pruned, pruned_held = interactive_scenario(edgetam_tracker, clip8, prune_memory=True, extended=False, two_objects=False)
-    kept, kept_held = interactive_scenario(edgetam_tracker, clip8, prune_memory=False, extended=False, two_objects=False)
+def test_pruning_changes_no_result_edgetam(small_window_edgetam_tracker, clip8):
+    pruned, pruned_held = interactive_scenario(small_window_edgetam_tracker, clip8, prune_memory=True, extended=False, two_objects=False)
+    kept, kept_held = interactive_scenario(small_window_edgetam_tracker, clip8, prune_memory=False, extended=False, two_objects=False)
     assert kept_held > pruned_held
     assert_identical(pruned, kept)
 
 
 @pytest.mark.parametrize("prune_memory", [True, False])
-def test_correction_where_propagation_stopped_needs_no_replay(sam2_tracker, clip12, prune_memory):
+def test_correction_where_propagation_stopped_needs_no_replay(small_window_sam2_tracker, clip12, prune_memory):
     """Stopping at a bad frame and correcting it there reads only what the session still holds."""
-    session = sam2_tracker.session(clip12, prune_memory=prune_memory)
+    session = small_window_sam2_tracker.session(clip12, prune_memory=prune_memory)
     replays = count_replays(session)
     session.add_points(0, 1, [[20, 24]], [1])
     for result in session.propagate():
@@ -135,7 +135,7 @@ def test_correction_where_propagation_stopped_needs_no_replay(sam2_tracker, clip
             break
     corrected = session.add_points(7, 1, [[40, 30]], [0])
     assert replays == []
-    reference = sam2_tracker.session(clip12, prune_memory=False)
+    reference = small_window_sam2_tracker.session(clip12, prune_memory=False)
     reference.add_points(0, 1, [[20, 24]], [1])
     list(reference.propagate())  # tracked to the end: frame 7's outputs come from the same steps
     assert_identical([corrected], [reference.add_points(7, 1, [[40, 30]], [0])])
@@ -161,7 +161,7 @@ def transformers_reference(tracker, frames, points: list) -> list:
 
 @pytest.mark.parametrize("name", ["sam2", "edgetam"])
 def test_bounded_session_matches_transformers_session(request, name, clip12):
-    tracker = request.getfixturevalue(f"{name}_tracker")
+    tracker = request.getfixturevalue(f"small_window_{name}_tracker")
     frames = list(video_io.open_video(clip12))[: 9 if name == "sam2" else 6]
     points = [[20, 24], [45, 25]] if name == "sam2" else [[20, 24]]
     prompts = [{"frame": 0, "obj_id": i + 1, "points": [p], "labels": [1]} for i, p in enumerate(points)]
@@ -174,8 +174,8 @@ def test_bounded_session_matches_transformers_session(request, name, clip12):
         np.testing.assert_allclose(a["scores"], b["scores"], rtol=0, atol=1e-6)
 
 
-def test_streaming_memory_is_bounded(sam2_tracker, clip12):
-    session = sam2_tracker.session()
+def test_streaming_memory_is_bounded(small_window_sam2_tracker, clip12):
+    session = small_window_sam2_tracker.session()
     for index, frame in enumerate(video_io.open_video(clip12)):
         prompts = [{"obj_id": 1, "points": [[20, 24]], "labels": [1]}] if index == 0 else None
         if index == 4:
@@ -213,12 +213,12 @@ def partial_repropagation(tracker, video, prune_memory: bool) -> tuple[list, lis
     return results, replays
 
 
-def test_partial_repropagation_reads_earlier_calls(sam2_tracker, clip12):
-    pruned, replays = partial_repropagation(sam2_tracker, clip12, prune_memory=True)
-    kept, kept_replays = partial_repropagation(sam2_tracker, clip12, prune_memory=False)
+def test_partial_repropagation_reads_earlier_calls(small_window_sam2_tracker, clip12):
+    pruned, replays = partial_repropagation(small_window_sam2_tracker, clip12, prune_memory=True)
+    kept, kept_replays = partial_repropagation(small_window_sam2_tracker, clip12, prune_memory=False)
     assert replays and not kept_replays  # the pruned session recomputed what it had dropped
     assert_identical(pruned, kept)
-    fresh = sam2_tracker.session(clip12)
+    fresh = small_window_sam2_tracker.session(clip12)
     fresh.add_points(0, 1, [[20, 24]], [1])
     alone = list(fresh.propagate(start_frame=8, max_frames=3))  # no earlier call: frames 0-7 are not memories
     assert not all(np.array_equal(a["scores"], b["scores"]) for a, b in zip(alone, pruned[13:16]))
@@ -239,11 +239,11 @@ def cleared_prompts(tracker, video, prune_memory: bool) -> list:
     return results
 
 
-def test_cleared_prompts_read_like_meta(sam2_tracker, clip12):
-    pruned = cleared_prompts(sam2_tracker, clip12, prune_memory=True)
-    kept = cleared_prompts(sam2_tracker, clip12, prune_memory=False)
+def test_cleared_prompts_read_like_meta(small_window_sam2_tracker, clip12):
+    pruned = cleared_prompts(small_window_sam2_tracker, clip12, prune_memory=True)
+    kept = cleared_prompts(small_window_sam2_tracker, clip12, prune_memory=False)
     assert_identical(pruned, kept)
-    session = sam2_tracker.session(clip12)
+    session = small_window_sam2_tracker.session(clip12)
     session.add_points(0, 1, [[20, 24]], [1])
     session.clear_prompts(0, 1)
     with pytest.raises(ValueError, match="no prompts left"):

@@ -7,14 +7,17 @@ import pytest
 import torch
 
 from sam2_pipelines.prompts import (
-    ALL_LABELS,
+    BOX_BOTTOM_RIGHT,
+    BOX_TOP_LEFT,
+    NEGATIVE,
+    PADDING,
+    POSITIVE,
     check_image_size,
     normalize_box,
     normalize_boxes,
     normalize_image_prompts,
     normalize_mask_logits,
     normalize_points,
-    pad_points,
     split_per_image,
 )
 
@@ -58,7 +61,7 @@ def test_bad_points_raise(points, labels, message):
 
 
 def test_extended_labels_when_allowed():
-    _, labels = normalize_points([[1, 1], [2, 2], [3, 3]], [-1, 2, 3], SIZE, allowed_labels=ALL_LABELS)
+    _, labels = normalize_points([[1, 1], [2, 2], [3, 3]], [-1, 2, 3], SIZE, allowed_labels=(PADDING, NEGATIVE, POSITIVE, BOX_TOP_LEFT, BOX_BOTTOM_RIGHT))
     assert labels.tolist() == [-1, 2, 3]
 
 
@@ -104,12 +107,6 @@ def test_image_prompts_per_object():
 def test_bad_image_prompts_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         normalize_image_prompts(image_size=SIZE, **kwargs)
-
-
-def test_pad_points():
-    points, labels = pad_points([np.ones((1, 2)), np.ones((3, 2))], [np.array([1]), np.array([1, 0, 1])])
-    assert points.shape == (2, 3, 2)
-    assert labels.tolist() == [[1, -1, -1], [1, 0, 1]]
 
 
 def test_mask_logits():

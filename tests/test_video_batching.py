@@ -30,13 +30,6 @@ def _prompts(seed: int) -> list:
 
 
 @pytest.fixture(scope="module")
-def edgetam_tracker(tmp_path_factory):
-    """A 128-pixel tiny EdgeTamVideoModel whose objects are visible."""
-    directory = testing.save_tiny_video_model(tmp_path_factory.mktemp("visible-edgetam-video"), kind="edgetam-video", visible_bias=2.0, size=128)
-    return pipeline("video-object-tracking", model=str(directory))
-
-
-@pytest.fixture(scope="module")
 def videos():
     return [testing.synthetic_frames(4, *SIZE, seed=seed) for seed in range(2)]
 
@@ -181,8 +174,8 @@ def test_pipeline_level_batch_size_and_num_workers(tiny_tracking_model_dir, vide
 
 
 @pytest.mark.parametrize("kind", ["sam2", "edgetam"])
-def test_batch_size_equals_batch_size_one(kind, visible_tracker, edgetam_tracker, monkeypatch):
-    tracker = visible_tracker if kind == "sam2" else edgetam_tracker
+def test_batch_size_equals_batch_size_one(kind, visible_tracker, visible_edgetam_tracker, monkeypatch):
+    tracker = visible_tracker if kind == "sam2" else visible_edgetam_tracker
     frames = testing.synthetic_frames(5, *SIZE, seed=1)
     prompts = [  # two objects prompted on different frames: each is tracked on the other's prompted frame
         {"frame": 2, "obj_id": 1, "points": [[20, 24]], "labels": [1]},

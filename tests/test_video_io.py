@@ -87,7 +87,8 @@ def test_in_memory_frames_of_every_kind():
     assert grey.shape == (16, 24, 3) and np.array_equal(grey[..., 2], frames[0][..., 0])
     rgba = np.concatenate([frames[0], np.full((16, 24, 1), 255, np.uint8)], axis=-1)
     assert np.array_equal(video_io.to_rgb_frame(rgba), frames[0])
-    assert video_io.open_video(video_io.open_video(frames)) is not None
+    source = video_io.open_video(frames)
+    assert video_io.open_video(source) is source  # a source is used as it is, not wrapped or re-read
 
 
 def test_streams_are_read_with_iter_frames():

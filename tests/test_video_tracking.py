@@ -21,13 +21,6 @@ H, W = 48, 64
 
 
 @pytest.fixture(scope="module")
-def edgetam_tracker(tmp_path_factory):
-    """Tracker over a tiny EdgeTamVideoModel (objects reported visible)."""
-    directory = testing.save_tiny_video_model(tmp_path_factory.mktemp("visible-edgetam-video"), "edgetam-video", visible_bias=2.0, size=128)
-    return pipeline("video-object-tracking", model=str(directory))
-
-
-@pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """A 6-frame 48x64 mp4 and its decoded frames."""
     path = testing.synthetic_video(tmp_path_factory.mktemp("clip") / "clip.mp4", num_frames=6, height=H, width=W)
@@ -286,9 +279,9 @@ def test_streaming_session(visible_tracker, clip):
         visible_tracker.session(decoded).push_frame(decoded[0])
 
 
-def test_edgetam_video_model(edgetam_tracker, clip):
+def test_edgetam_video_model(visible_edgetam_tracker, clip):
     path, decoded = clip
-    tracker = edgetam_tracker
+    tracker = visible_edgetam_tracker
     assert isinstance(tracker, VideoObjectTrackingPipeline) and type(tracker.model).__name__ == "EdgeTamVideoModel"
     results = tracker(path, prompts=[click(), {"frame": 0, "obj_id": 2, "box": [30, 10, 60, 40]}], max_frames=3)
     assert [r["frame_idx"] for r in results] == [0, 1, 2] and results[0]["masks"].shape == (2, 1, H, W)
@@ -340,7 +333,7 @@ def test_sessions_close_the_video_they_opened(visible_tracker, tmp_path):
     path = testing.synthetic_video(tmp_path / "clip.mp4", num_frames=4, height=H, width=W)
     closed = []
     with visible_tracker.session(str(path)) as session:
-        session._source.close = lambda original=session._source.close: (closed.append(1), original())
+        session._feed.source.close = lambda original=session._feed.source.close: (closed.append(1), original())
         session.add_points(0, 1, [[20, 20]], [1])
         assert len(list(session.propagate())) == 4
     assert closed == [1]

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
+from ..loading import DEFAULT_MODEL
+
 MODES = ("Positive point", "Negative point", "Box (two corners)")
 
 

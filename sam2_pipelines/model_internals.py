@@ -1,0 +1,139 @@
+"""The one place that touches transformers' private SAM 2 video internals.
+
+Tracking sessions run transformers' ``Sam2VideoModel`` (and ``EdgeTamVideoModel``) step by step, as Meta's
+predictor runs its model: one object, one frame, with the memories the session chooses. transformers exposes
+that only through private methods and attributes of the model and of its ``Sam2VideoInferenceSession``. Every
+use of them is a function here, so that a transformers release that changes them breaks this module alone,
+and ``tests/test_model_internals.py`` (run against the newest transformers too) says which name moved.
+
+Supported: the transformers versions in :data:`SUPPORTED_TRANSFORMERS` (pyproject states the same range).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
+
+#: transformers versions (``major.minor``) whose internals this module is written against and tested with.
+SUPPORTED_TRANSFORMERS = ("5.23", "5.24")
+
+#: Private names used here: ``(owner, name)`` where owner is "model" or "session" (``Sam2VideoInferenceSession``).
+PRIVATE_NAMES = (
+    ("model", "_run_single_frame_inference"),
+    ("model", "_prepare_vision_features"),
+    ("model", "_encode_new_memory"),
+    ("model", "_gather_memory_frame_outputs"),
+    ("model", "_build_memory_attention_inputs"),
+    ("model", "_get_object_pointers"),
+    ("model", "_process_object_pointers"),
+    ("model", "_single_frame_forward"),
+    ("model", "_use_multimask"),
+    ("session", "_obj_id_to_idx"),
+    ("session", "cache._vision_features"),
+)
+
+
+class LazyInferenceSession(Sam2VideoInferenceSession):
+    """transformers' ``Sam2VideoInferenceSession`` whose frames are loaded on demand instead of stored.
+
+    The model reads frames through ``get_frame`` and the frame count through ``num_frames``; both are
+    served by the owning :class:`~sam2_pipelines.session.TrackingSession`. EdgeTAM's session class is identical, so this one
+    serves both model families.
+    """
+
+    def __init__(self, load_frame, count_frames, **kwargs):
+        super().__init__(video=None, **kwargs)
+        self._load_frame = load_frame
+        self._count_frames = count_frames
+
+    @property
+    def num_frames(self) -> int | None:
+        return self._count_frames()
+
+    def get_frame(self, frame_idx: int) -> torch.Tensor:
+        return self._load_frame(frame_idx).to(self.inference_device, non_blocking=True)
+
+    def add_new_frame(self, pixel_values, frame_idx=None):  # pragma: no cover - guarded API misuse
+        raise RuntimeError("frames are pushed through TrackingSession.push_frame")
+
+
+def encodes_memory_inline(model) -> bool:
+    """Whether ``model``'s single-frame step encodes the new memory itself (EdgeTAM) rather than leaving it to
+    ``_encode_new_memory`` (SAM 2)."""
+    return "run_mem_encoder" in inspect.signature(model._run_single_frame_inference).parameters
+
+
+def run_step(model, state, frame: int, obj_idx: int, *, is_init_cond_frame: bool, point_inputs, mask_inputs, reverse: bool, prev_logits, streaming: bool) -> dict:
+    """transformers' step for one object on one frame, with the new memory encoded: the output to store
+    (``pred_masks``, ``object_pointer``, ``object_score_logits``, ``maskmem_features``, ``maskmem_pos_enc``)."""
+    kwargs = dict(
+        inference_session=state,
+        frame_idx=frame,
+        obj_idx=obj_idx,
+        batch_size=1,
+        is_init_cond_frame=is_init_cond_frame,
+        point_inputs=point_inputs,
+        mask_inputs=mask_inputs,
+        reverse=reverse,
+        prev_sam_mask_logits=prev_logits,
+        streaming=streaming,
+    )
+    if encodes_memory_inline(model):
+        return dict(model._run_single_frame_inference(**kwargs, run_mem_encoder=True))
+    out = dict(model._run_single_frame_inference(**kwargs))
+    high_res_masks = out.pop("high_res_masks")
+    vision_feats, _ = vision_features(model, state, frame)
+    out["maskmem_features"], out["maskmem_pos_enc"] = model._encode_new_memory(
+        current_vision_feats=vision_feats[-1],
+        pred_masks_high_res=high_res_masks,
+        object_score_logits=out["object_score_logits"],
+        is_mask_from_pts=point_inputs is not None or mask_inputs is not None,
+    )
+    return out
+
+
+def vision_features(model, state, frame: int):
+    """The frame's ``(features, positional encodings)`` per level, ``[HW, 1, C]`` each (cached by the session)."""
+    return model._prepare_vision_features(state, frame, 1)
+
+
+def memory_inputs(model, state, obj_idx: int, frame: int, reverse: bool, streaming: bool):
+    """The object's memory tokens, their positional embeddings and the number of object-pointer tokens, as
+    transformers gathers them for a step on ``frame``."""
+    device = state.inference_device
+    outputs = model._gather_memory_frame_outputs(state, obj_idx, frame, reverse)
+    memories, positions = model._build_memory_attention_inputs(outputs, device)
+    offsets, pointers, max_pointers = model._get_object_pointers(state, obj_idx, frame, state.num_frames, device, reverse, streaming)
+    num_pointer_tokens = 0
+    if pointers:
+        pointer_tokens, pointer_positions = model._process_object_pointers(offsets, pointers, max_pointers, 1, model.hidden_dim, device)
+        if pointer_tokens is not None:
+            memories.append(pointer_tokens)
+            positions.append(pointer_positions)
+            num_pointer_tokens = pointer_tokens.shape[0]
+    dtype = state.dtype  # stored memories are bfloat16, pointers the model's dtype (or autocast's): one dtype
+    return torch.cat([m.to(dtype) for m in memories]), torch.cat([p.to(dtype) for p in positions]), num_pointer_tokens
+
+
+def decode(model, image_embeddings: list, point_inputs, prev_logits):
+    """The prompt encoder and mask decoder on conditioned features (transformers' ``_single_frame_forward``)."""
+    return model._single_frame_forward(
+        pixel_values=None,
+        input_points=point_inputs["point_coords"] if point_inputs is not None else None,
+        input_labels=point_inputs["point_labels"] if point_inputs is not None else None,
+        input_masks=prev_logits,
+        image_embeddings=image_embeddings,
+        multimask_output=model._use_multimask(False, point_inputs),
+    )
+
+
+def object_index(state, obj_id: int) -> int | None:
+    """The session's index of object ``obj_id``, or ``None`` when it has no such object (nothing is added)."""
+    return state._obj_id_to_idx.get(obj_id)
+
+
+def cached_feature_frames(state) -> set:
+    """Frames whose vision features the session's cache holds."""
+    return set(state.cache._vision_features)

@@ -1,0 +1,87 @@
+"""The adapter over transformers' private SAM 2 video internals: pinned to the versions it supports.
+
+When a transformers release renames or reshapes one of the private methods the tracking session runs, these
+tests say which one, instead of a tracking call failing deep inside a user's propagation.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+import transformers
+
+from sam2_pipelines import model_internals
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_installed_transformers_is_supported():
+    major_minor = ".".join(transformers.__version__.split(".")[:2])
+    assert major_minor in model_internals.SUPPORTED_TRANSFORMERS, (
+        f"transformers {transformers.__version__} is outside the versions sam2_pipelines.model_internals supports "
+        f"({', '.join(model_internals.SUPPORTED_TRANSFORMERS)}); check its private names and extend the range"
+    )
+
+
+def test_pyproject_states_the_supported_range():
+    spec = re.search(r'^\s*"(transformers[^"]*)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1).replace(" ", "")
+    first, last = model_internals.SUPPORTED_TRANSFORMERS[0], model_internals.SUPPORTED_TRANSFORMERS[-1]
+    major, minor = last.split(".")
+    assert spec == f"transformers>={first},<{major}.{int(minor) + 1}"
+
+
+@pytest.fixture(scope="module")
+def owners(tiny_video_model_dir, tiny_edgetam_video_model_dir):
+    from transformers import pipeline
+
+    owners = []
+    for directory in (tiny_video_model_dir, tiny_edgetam_video_model_dir):
+        tracker = pipeline("video-object-tracking", model=directory)
+        session = tracker.session()
+        owners.append({"model": tracker.model, "session": session._state})
+    return owners
+
+
+def test_every_private_name_exists(owners):
+    for owner in owners:
+        for kind, dotted in model_internals.PRIVATE_NAMES:
+            value = owner[kind]
+            for part in dotted.split("."):
+                assert hasattr(value, part), f"{type(owner[kind]).__name__} has no {dotted} (transformers {transformers.__version__})"
+                value = getattr(value, part)
+
+
+#: Parameters the adapter passes by name to transformers' private methods.
+CALLED_WITH = {
+    "_run_single_frame_inference": {"inference_session", "frame_idx", "obj_idx", "batch_size", "is_init_cond_frame", "point_inputs", "mask_inputs", "reverse", "prev_sam_mask_logits", "streaming"},
+    "_encode_new_memory": {"current_vision_feats", "pred_masks_high_res", "object_score_logits", "is_mask_from_pts"},
+    "_single_frame_forward": {"pixel_values", "input_points", "input_labels", "input_masks", "image_embeddings", "multimask_output"},
+}
+
+
+def test_private_methods_take_the_arguments_passed(owners):
+    for owner in owners:
+        model = owner["model"]
+        for name, parameters in CALLED_WITH.items():
+            accepted = set(inspect.signature(getattr(model, name)).parameters)
+            assert parameters <= accepted, f"{type(model).__name__}.{name} no longer takes {sorted(parameters - accepted)}"
+    kinds = {type(o["model"]).__name__: model_internals.encodes_memory_inline(o["model"]) for o in owners}
+    assert kinds == {"Sam2VideoModel": False, "EdgeTamVideoModel": True}
+
+
+def test_only_the_adapter_touches_private_internals():
+    """Other modules reach transformers' private SAM 2 internals only through model_internals."""
+    names = [dotted.split(".")[-1] for _, dotted in model_internals.PRIVATE_NAMES]
+    pattern = re.compile(r"\.(" + "|".join(map(re.escape, names)) + r")\b")
+    offenders = []
+    for path in sorted((ROOT / "sam2_pipelines").rglob("*.py")):
+        if path.name == "model_internals.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            code = line.split("#")[0]
+            if pattern.search(code) and "``" not in code:
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
