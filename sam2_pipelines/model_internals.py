@@ -4,7 +4,7 @@ Tracking sessions run transformers' ``Sam2VideoModel`` (and ``EdgeTamVideoModel`
 predictor runs its model: one object, one frame, with the memories the session chooses. transformers exposes
 that only through private methods and attributes of the model and of its ``Sam2VideoInferenceSession``. Every
 use of them is a function here, so that a transformers release that changes them breaks this module alone,
-and ``tests/test_model_internals.py`` (run against the newest transformers too) says which name moved.
+and ``tests/video/test_model_internals.py`` (run against the newest transformers too) says which name moved.
 
 Supported: the transformers versions in :data:`SUPPORTED_TRANSFORMERS` (pyproject states the same range).
 """

@@ -1,4 +1,4 @@
-"""Launched with 2 processes by tests/test_datasets.py: shard a dataset, run both pipelines, gather.
+"""Launched with 2 processes by tests/interfaces/test_datasets.py: shard a dataset, run both pipelines, gather.
 
 Usage: torchrun --nproc_per_node 2 sharded_run.py IMAGE_MODEL_DIR VIDEO_MODEL_DIR DATASET_DIR OUT_JSON
 """

@@ -18,7 +18,7 @@ from sam2_pipelines import testing
 from sam2_pipelines.masks import decode_rle
 from sam2_pipelines.sharding import gather_results, map_sharded, run_pipeline_sharded, shard_dataset, shard_indices
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AMG = dict(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, output_mode="coco_rle")
 
 

@@ -15,7 +15,7 @@ import transformers
 
 from sam2_pipelines import model_internals
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_installed_transformers_is_supported():

@@ -349,7 +349,7 @@ def test_benchmark_script_quick_smoke():
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "amg_benchmark.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "amg_benchmark.py"
     done = subprocess.run(
         [sys.executable, str(script), "--quick", "--threads", "1", "--timeout", "600"], capture_output=True, text=True, timeout=900
     )

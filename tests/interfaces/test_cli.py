@@ -18,7 +18,7 @@ from sam2_pipelines.masks import decode_rle
 from sam2_pipelines.video_io import open_video
 from sam2_pipelines.visualize import overlay_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AMG = ["--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0"]
 
 

@@ -23,7 +23,7 @@ from sam2_pipelines import testing, video_io
 H, W = 48, 64
 NUM_MASKMEM, MAX_POINTERS = 3, 4
 WINDOW = max(NUM_MASKMEM, MAX_POINTERS)  # tracked frames held: what the next step reads, and the latest frame's window
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def small_window_tracker(directory: Path, kind: str):

@@ -16,7 +16,7 @@ from sam2_pipelines import example
 from sam2_pipelines.masks import decode_rle
 from sam2_pipelines.video_io import open_video
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_example(*args, env=None):
