@@ -287,11 +287,17 @@ def _wait_src_change(page, selector: str, previous: str | None) -> str:
 ENCODED_BEFORE = 0
 
 
-@pytest.mark.slow
-def test_browser_click_to_segment_shows_the_mask(page, tiny_image_model_dir, tmp_path):
+def _image_file(tmp_path):
+    """The synthetic test image and a PNG of it to upload."""
     image = testing.synthetic_image()
     path = tmp_path / "image.png"
     Image.fromarray(image).save(path)
+    return image, path
+
+
+@pytest.mark.slow
+def test_browser_click_to_segment_shows_the_mask(page, tiny_image_model_dir, tmp_path):
+    image, path = _image_file(tmp_path)
     page.get_by_role("tab", name="Click to segment").click()
     assert page.locator("#segment-status textarea").input_value() == f"image encoder passes: {ENCODED_BEFORE}"
     page.locator("#segment-input input[type=file]").set_input_files(str(path))
@@ -327,16 +333,14 @@ def test_browser_click_to_segment_shows_the_mask(page, tiny_image_model_dir, tmp
     prompts = json.loads(page.locator("#segment-prompts textarea").input_value())
     assert prompts["labels"] == [1, 0]
     assert_same_picture(_fetch_png(page, page.locator("#segment-output img")), segment_overlay(models, image, prompts))
-    # Two clicks, one image: the app's image encoder ran once (this module's earlier tests used other images).
+    # Two clicks, one image: the app's image encoder ran once.
     status = page.locator("#segment-status textarea").input_value()
     assert status == f"image encoder passes: {ENCODED_BEFORE + 1}"
 
 
 @pytest.mark.slow
 def test_browser_automatic_masks(page, tiny_image_model_dir, tmp_path):
-    image = testing.synthetic_image()
-    path = tmp_path / "image.png"
-    Image.fromarray(image).save(path)
+    image, path = _image_file(tmp_path)
     page.get_by_role("tab", name="Automatic masks").click()
     page.locator("#auto-input input[type=file]").set_input_files(str(path))
     page.locator("#auto-input img").wait_for(state="visible")
