@@ -194,11 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     gen.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
     for name, (kind, text) in AMG_ARGUMENTS.items():
-        default = AMG_DEFAULTS[name]
+        flag, default = f"--{name.replace('_', '-')}", AMG_DEFAULTS[name]
         if kind is bool:
-            gen.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=text)
+            gen.add_argument(flag, action="store_true", help=text)
         else:
-            gen.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, help=f"{text} (default: {default:g})")
+            gen.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default:g})")
 
     track = commands.add_parser("track", parents=[common], help="track prompted objects through a video (palette PNGs + overlay mp4 + JSON)",
                                 description="Video object tracking. --frame and --obj set the frame and object that the following "

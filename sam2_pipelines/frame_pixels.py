@@ -24,9 +24,6 @@ import torch
 
 from .validation import FRAME_RESIZES, check_choice
 
-#: Accepted values of ``frame_resize`` (:data:`~sam2_pipelines.validation.FRAME_RESIZES`): ``"bicubic"`` (Meta's
-#: frame loader, the default) or ``"bilinear"`` (transformers' ``Sam2VideoVideoProcessor``).
-
 #: Default of ``frame_resize``.
 DEFAULT_FRAME_RESIZE = "bicubic"
 

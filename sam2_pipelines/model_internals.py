@@ -11,6 +11,7 @@ Supported: the transformers versions in :data:`SUPPORTED_TRANSFORMERS` (pyprojec
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -61,8 +62,13 @@ class LazyInferenceSession(Sam2VideoInferenceSession):
 
 def encodes_memory_inline(model) -> bool:
     """Whether ``model``'s single-frame step encodes the new memory itself (EdgeTAM) rather than leaving it to
-    ``_encode_new_memory`` (SAM 2)."""
-    return "run_mem_encoder" in inspect.signature(model._run_single_frame_inference).parameters
+    ``_encode_new_memory`` (SAM 2). Read once per model class: every tracking step asks."""
+    return _encodes_memory_inline(type(model))
+
+
+@functools.lru_cache(maxsize=None)
+def _encodes_memory_inline(model_class) -> bool:
+    return "run_mem_encoder" in inspect.signature(model_class._run_single_frame_inference).parameters
 
 
 def run_step(model, state, frame: int, obj_idx: int, *, is_init_cond_frame: bool, point_inputs, mask_inputs, reverse: bool, prev_logits, streaming: bool) -> dict:

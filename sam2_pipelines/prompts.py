@@ -34,7 +34,6 @@ BOX_BOTTOM_RIGHT = 3
 
 #: Labels a user may give to clicks.
 CLICK_LABELS = (NEGATIVE, POSITIVE)
-#: Every label SAM 2's prompt encoder understands.
 
 
 def _to_numpy(value, name: str, allow_bool: bool = False) -> np.ndarray:

@@ -436,10 +436,7 @@ class TrackingSession:
         self._closed = True
         self._epoch += 1
         self._feed.close()
-        self._state.reset_inference_session()
-        self._pending.clear()
-        self._step_context = None
-        self._drop_tracked()
+        self._forget_all()
 
     def __enter__(self) -> TrackingSession:
         return self
@@ -459,10 +456,7 @@ class TrackingSession:
     def reset(self) -> None:
         """Forget every object, prompt and memory (the video stays open)."""
         self._change()
-        self._state.reset_inference_session()
-        self._pending.clear()
-        self._step_context = None
-        self._drop_tracked()
+        self._forget_all()
 
     # ------------------------------------------------------------------------------------------ inference
 
@@ -668,10 +662,11 @@ class TrackingSession:
                 pinned = self._ledger.pinned.get(state.obj_idx_to_id(obj_idx), {})
                 self._ledger.trim(outputs["non_cond_frame_outputs"], readers, keep_masks={latest, *pinned}, keep=pinned)
 
-    def _drop_tracked(self) -> None:
-        """Forget every tracked output and the record of the propagations that produced them."""
-        for outputs in self._state.output_dict_per_obj.values():
-            outputs["non_cond_frame_outputs"].clear()
+    def _forget_all(self) -> None:
+        """Forget every object, prompt, output and feature, and the record of the propagations (reset, close)."""
+        self._state.reset_inference_session()
+        self._pending.clear()
+        self._step_context = None
         self._ledger.clear()
 
     # ------------------------------------------------------------------------------------------ propagation

@@ -60,6 +60,17 @@ def rle_result(frame: int, object_ids, masks, scores) -> dict:
     return {"frame_idx": int(frame), "object_ids": [int(i) for i in object_ids], "masks": rles, "scores": [float(s) for s in np.asarray(scores).reshape(-1)]}
 
 
+def _by_object(result: dict) -> dict[int, tuple]:
+    """``{obj_id: (mask, score)}`` of one per-frame result."""
+    return dict(zip(result["object_ids"], zip(result["masks"], result["scores"])))
+
+
+def _from_objects(frame: int, objects: dict[int, tuple]) -> dict:
+    """A per-frame result from ``{obj_id: (mask, score)}``, objects in the dict's order."""
+    ids = list(objects)
+    return {"frame_idx": frame, "object_ids": ids, "masks": [objects[i][0] for i in ids], "scores": [objects[i][1] for i in ids]}
+
+
 class VideoWork:
     """One uploaded video in the demo: its tracking session, the clicks, and the latest result of every frame.
 
@@ -76,6 +87,8 @@ class VideoWork:
 
         self.path = str(path)
         self._session = tracker.session(self.path)
+        # The frames shown are read with a decoder of their own: the session's is busy on its read-ahead thread
+        # while it propagates, and the frame slider may ask for a frame meanwhile.
         self._frames = open_video(self.path)
         self.clicks: list[dict] = []  # {"frame", "obj_id", "point", "label"} in click order
         self.results: dict[int, dict] = {}
@@ -119,13 +132,10 @@ class VideoWork:
             result = self._session.add_points(index, int(obj_id), [[float(x), float(y)]], [label])
             self.clicks.append({"frame": index, "obj_id": int(obj_id), "point": [float(x), float(y)], "label": label})
             self.changed.add(index)
-            known = self.results.get(index) or rle_result(index, [], [], [])
-            merged = {obj: (mask, score) for obj, mask, score in zip(known["object_ids"], known["masks"], known["scores"])}
-            fresh = rle_result(index, result["object_ids"], result["masks"], result["scores"])
-            for obj, mask, score in zip(fresh["object_ids"], fresh["masks"], fresh["scores"]):
-                merged[obj] = (mask, score)
-            ids = sorted(merged)
-            self.results[index] = {"frame_idx": index, "object_ids": ids, "masks": [merged[i][0] for i in ids], "scores": [merged[i][1] for i in ids]}
+            known = self.results.get(index)
+            objects = _by_object(known) if known is not None else {}
+            objects.update(_by_object(rle_result(index, result["object_ids"], result["masks"], result["scores"])))
+            self.results[index] = _from_objects(index, dict(sorted(objects.items())))
             return self.view(index)
 
     def propagate(self, direction: str = "both") -> tuple[int, int]:
@@ -155,8 +165,9 @@ class VideoWork:
             self._session.remove_object(obj_id)
             self.clicks = [click for click in self.clicks if click["obj_id"] != obj_id]
             for frame, result in list(self.results.items()):
-                keep = [k for k, i in enumerate(result["object_ids"]) if i != obj_id]
-                self.results[frame] = {**result, **{key: [result[key][k] for k in keep] for key in ("object_ids", "masks", "scores")}}
+                objects = _by_object(result)
+                objects.pop(obj_id, None)
+                self.results[frame] = _from_objects(frame, objects)
 
     def ordered_results(self) -> list[dict]:
         return [self.results[frame] for frame in sorted(self.results)]
