@@ -1,7 +1,8 @@
 """Video tracking: our video-object-tracking pipeline / TrackingSession vs Meta's ``SAM2VideoPredictor``.
 
 Both read the same folder of JPEG frames (Meta's predictor only reads JPEG folders) and run the same random
-SAM 2.1 hiera-tiny weights. Per-frame, per-object masks must agree to IoU >= 0.99.
+SAM 2.1 hiera-tiny weights, whose object-score bias is raised so that objects are clearly visible (see
+``VIDEO_VISIBLE_BIAS`` in conftest). Per-frame, per-object masks must agree to IoU >= 0.99.
 
 Each side preprocesses the frames itself: Meta's ``init_state`` with its own frame loader, our sessions with
 their default ``frame_resize="bicubic"``, which reproduces that loader bit for bit (PIL bicubic resize to
@@ -44,13 +45,13 @@ def frame_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def meta_predictor(meta_checkpoint):
+def meta_predictor(meta_video_checkpoint):
     """Meta's video predictor over the parity checkpoint, corrections kept as conditioning frames."""
     from sam2.build_sam import build_sam2_video_predictor
 
     return build_sam2_video_predictor(
         META_CONFIG,
-        str(meta_checkpoint),
+        str(meta_video_checkpoint),
         device="cpu",
         hydra_overrides_extra=["++model.add_all_frames_to_correct_as_cond=true"],
     )
