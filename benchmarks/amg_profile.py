@@ -52,7 +52,7 @@ def reference_decoder_flops(generator, points: int) -> float:
     import torch
 
     model = generator.model
-    size = generator._input_size
+    size = generator.image_model.input_size
     with torch.no_grad():
         embeddings = model.get_image_embeddings(torch.zeros(1, 3, size, size))
         with FlopCounter() as counter:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .frame_pixels import DEFAULT_FRAME_RESIZE
 from .loading import DEFAULT_MODEL
-from .mask_generation import AMG_DEFAULTS
+from .mask_options import AMG_DEFAULTS
 from .validation import DIRECTIONS, FRAME_RESIZES
 DTYPES = ("float32", "float16", "bfloat16")
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from .mask_generation import PROMPT_KEYS, PROMPTED_OPTIONS, load_rgb, translate_builtin_keywords, validate_options
+from .images import load_rgb
+from .mask_options import PROMPT_KEYS, PROMPTED_OPTIONS, translate_builtin_keywords, validate_options
 from .validation import check_int
 
 
@@ -102,9 +103,9 @@ class ImageSession:
 
 
 def _encode(generator, images: list) -> list[tuple[dict, tuple[int, int]]]:
-    pixel_values, resized = generator._pixel_values(images)
+    pixel_values, resized = generator.image_model.pixel_values(images)
     with torch.inference_mode():
-        embeddings = generator._encode(pixel_values)
+        embeddings = generator.image_model.encode(pixel_values)
     return list(zip(embeddings, resized))
 
 

@@ -1,7 +1,7 @@
 """One rule for turning image files and PIL images into model input: what a viewer shows, as 8-bit RGB.
 
 Every entry point (the ``mask-generation`` pipeline, video frames from folders or lists, the CLI and the
-demo) reads images through :func:`read_image_file` / :func:`pil_to_rgb`, so:
+demo) reads images through :func:`load_rgb`, :func:`read_image_file` / :func:`pil_to_rgb`, so:
 
 * the EXIF orientation of phone photos is applied (as ``PIL.ImageOps.exif_transpose``), and prompts,
   masks and sizes all refer to the image as displayed;
@@ -13,12 +13,16 @@ demo) reads images through :func:`read_image_file` / :func:`pil_to_rgb`, so:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 #: PIL modes holding 16-bit samples (``"I"`` is how older Pillow versions open 16-bit greyscale PNGs).
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+#: Strings read by transformers' ``load_image`` (URLs and ``data:`` URIs); any other string is a file path.
+_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|data:image/)")
 
 
 def pil_to_rgb(image, where: str = "image") -> np.ndarray:
@@ -60,3 +64,40 @@ def read_image_file(path, where: str | None = None) -> np.ndarray:
         size = path.stat().st_size
         detail = "the file is empty" if size == 0 else str(error)
         raise ValueError(f"could not read {where}: {detail}. Accepted: image files Pillow can open (JPEG, PNG, ...)") from None
+
+
+def load_rgb(image, timeout: float | None = None) -> np.ndarray:
+    """Load an image (path, URL, PIL image, or ``(H, W)`` / ``(H, W, 3|4)`` uint8 array) as ``(H, W, 3)`` uint8 RGB.
+
+    Files and PIL images follow the rules above; a string is a file path unless it is a URL or a
+    ``data:image/...;base64,`` URI (a missing file is reported as such). ``timeout`` bounds the download of
+    a URL (seconds), as in transformers' ``load_image``.
+    """
+    import torch
+
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+            raise ValueError(
+                f"an image array must be uint8 with shape (H, W), (H, W, 3) or (H, W, 4); got {image.dtype} {image.shape}"
+            )
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f"the image is empty (size {image.shape[:2]})")
+        if image.ndim == 2:
+            return np.repeat(image[..., None], 3, axis=-1)
+        return np.ascontiguousarray(image[..., :3])
+    if isinstance(image, os.PathLike) or (isinstance(image, str) and not _URL.match(image)):
+        return read_image_file(image)
+    if isinstance(image, str):
+        from transformers.image_utils import load_image
+
+        try:
+            image = load_image(image, timeout=timeout)
+        except (TypeError, ValueError, OSError) as error:
+            raise ValueError(f"could not read the image at {image!r} ({error})") from None
+    if not hasattr(image, "convert"):
+        raise ValueError(
+            f"could not read the image: got {type(image).__name__}; accepted: a path, a URL, a PIL image or a uint8 array"
+        )
+    return pil_to_rgb(image)

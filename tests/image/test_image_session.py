@@ -25,13 +25,13 @@ def _same(a: dict, b: dict):
 @pytest.fixture
 def count_encodes(mask_generator, monkeypatch):
     calls = []
-    encode = mask_generator._encode
+    encode = mask_generator.image_model.encode
 
     def spy(pixel_values):
         calls.append(len(pixel_values))
         return encode(pixel_values)
 
-    monkeypatch.setattr(mask_generator, "_encode", spy)
+    monkeypatch.setattr(mask_generator.image_model, "encode", spy)
     return calls
 
 

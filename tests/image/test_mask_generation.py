@@ -152,7 +152,8 @@ def test_only_iou_survivors_are_upscaled_and_upsampled_and_each_crop_encoded_onc
     """Masks are computed (decoder upscaling) and upsampled only for candidates above pred_iou_thresh."""
     generator = pipeline("mask-generation", model=tiny_image_model_dir)
     decoded_ious, upscaled_rows, surviving_rows, upsampled, encoded = [], [], [], [], []
-    decode_fast, upsample, encode = generator._decode_fast, generator._upsample, generator._encode
+    model = generator.image_model
+    decode_fast, upsample, encode = model.decode_fast, model.upsample, model.encode
 
     def spy_decode_fast(*args, **kwargs):
         decoded = decode_fast(*args, **kwargs)
@@ -168,9 +169,9 @@ def test_only_iou_survivors_are_upscaled_and_upsampled_and_each_crop_encoded_onc
         encoded.append(len(pixel_values))
         return encode(pixel_values)
 
-    monkeypatch.setattr(generator, "_decode_fast", spy_decode_fast)
-    monkeypatch.setattr(generator, "_upsample", spy_upsample)
-    monkeypatch.setattr(generator, "_encode", spy_encode)
+    monkeypatch.setattr(model, "decode_fast", spy_decode_fast)
+    monkeypatch.setattr(model, "upsample", spy_upsample)
+    monkeypatch.setattr(model, "encode", spy_encode)
     generator(image, points_per_side=4, points_per_batch=5, pred_iou_thresh=0.0, stability_score_thresh=0.0)
     all_ious = torch.cat(decoded_ious)
     threshold = float(all_ious.quantile(0.9))
@@ -402,22 +403,23 @@ def test_shared_input_projections_give_the_same_numbers(tiny_sam1_model_dir, ima
     """Models outside the fast decoder (SAM 1): projecting the shared first-layer input once changes nothing."""
     import contextlib
 
-    from sam2_pipelines import fast_decoder, mask_generation
+    from sam2_pipelines import fast_decoder, image_model
 
     mask_generator = pipeline("mask-generation", model=tiny_sam1_model_dir)
     assert not fast_decoder.supports(mask_generator.model)
-    pixel_values, resized = mask_generator._pixel_values([image])
+    model = mask_generator.image_model
+    pixel_values, resized = model.pixel_values([image])
     with torch.no_grad():
-        embedding = mask_generator._encode(pixel_values)[0]
+        embedding = model.encode(pixel_values)[0]
         points = torch.rand(5, 1, 2) * 256
         labels = torch.ones(5, 1, dtype=torch.long)
-        shared = mask_generator._decode(embedding, points, labels)
-        original = mask_generation.shared_input_projections
+        shared = model.decode(embedding, points, labels)
+        original = image_model.shared_input_projections
         try:
-            mask_generation.shared_input_projections = lambda model: contextlib.nullcontext()
-            plain = mask_generator._decode(embedding, points, labels)
+            image_model.shared_input_projections = lambda model: contextlib.nullcontext()
+            plain = model.decode(embedding, points, labels)
         finally:
-            mask_generation.shared_input_projections = original
+            image_model.shared_input_projections = original
     torch.testing.assert_close(shared[0], plain[0], rtol=0, atol=1e-5)
     torch.testing.assert_close(shared[1], plain[1], rtol=0, atol=1e-5)
     # the hooks are gone afterwards

@@ -103,7 +103,7 @@ def test_very_short_images_are_read_channels_last(mask_generator, height):
     """A 3-pixel-tall image is not mistaken for a channels-first one."""
     colour = np.array([10, 200, 30], dtype=np.uint8)
     image = np.tile(colour, (height, 160, 1))
-    pixels, _ = mask_generator._pixel_values([image])
+    pixels, _ = mask_generator.image_model.pixel_values([image])
     processor = mask_generator.processor.image_processor
     expected = (colour / 255.0 - np.array(processor.image_mean)) / np.array(processor.image_std)
     np.testing.assert_allclose(pixels[0].mean(dim=(1, 2)).numpy(), expected, atol=1e-4)
