@@ -145,7 +145,6 @@ class TrackingSession:
         self._device = torch.device(device) if device is not None else model.device
         self._dtype = model.dtype
         self._prune_memory = prune_memory
-        self._streaming = video is None
         self._feed = FrameFeed(video, processor, self._frame_resize, self._device, self._dtype, READ_AHEAD)  # frames on demand
         self._closed = False
         self._epoch = 0  # bumped by every change of the session; a propagate() iterator runs in one epoch
@@ -194,7 +193,7 @@ class TrackingSession:
     @property
     def streaming(self) -> bool:
         """True for a session fed frame by frame with :meth:`push_frame`."""
-        return self._streaming
+        return self._feed.streaming
 
     @property
     def prompted_frames(self) -> dict[int, list[int]]:
@@ -223,14 +222,14 @@ class TrackingSession:
         }
 
     def __repr__(self) -> str:
-        kind = "streaming" if self._streaming else f"{self.num_frames} frames"
+        kind = "streaming" if self.streaming else f"{self.num_frames} frames"
         return f"TrackingSession({kind}, size={self._height}x{self._width}, objects={self.object_ids})"
 
     # ------------------------------------------------------------------------------------------- frames
 
     def _check_frame(self, frame) -> int:
         frame = check_int(frame, "frame", minimum=0)
-        if self._streaming:
+        if self.streaming:
             if self._feed.pushed == 0:
                 raise ValueError("no frame has been pushed yet: call push_frame(frame) (or push_frame(frame, prompts=...)) first")
             if frame != self._feed.pushed - 1:
@@ -258,7 +257,7 @@ class TrackingSession:
         caches for a single frame (``[HW, 1, C]`` per level), which the model then reads from the cache.
         At most ``batch_size`` frames' features are held. Does nothing with ``batch_size=1`` or for streams.
         """
-        if self._batch_size <= 1 or self._streaming:
+        if self._batch_size <= 1 or self.streaming:
             return
         state = self._state
         cache = state.cache
@@ -369,7 +368,7 @@ class TrackingSession:
 
     def add_prompt(self, prompt: dict) -> dict:
         """Apply one prompt dict (as in ``tracker(video, prompts=[...])``): points+labels, a box (+clicks) or a mask."""
-        prompt = normalize_video_prompt(prompt, (self._height, self._width), None if self._streaming else self.num_frames)
+        prompt = normalize_video_prompt(prompt, (self._height, self._width), None if self.streaming else self.num_frames)
         frame, obj_id = prompt["frame"], prompt["obj_id"]
         if prompt["mask"] is not None:
             return self.add_mask(frame, obj_id, prompt["mask"])
@@ -475,7 +474,7 @@ class TrackingSession:
         model, state = self._model, self._state
         if self._fast_steps and not is_init_cond_frame and mask_inputs is None:
             self._step_context = tracking_step.current(self._step_context, model, state, frame)
-            return tracking_step.memory_step(model, state, self._step_context, obj_idx, point_inputs, reverse, prev_logits, self._streaming)
+            return tracking_step.memory_step(model, state, self._step_context, obj_idx, point_inputs, reverse, prev_logits, self.streaming)
         return model_internals.run_step(
             model,
             state,
@@ -486,7 +485,7 @@ class TrackingSession:
             mask_inputs=mask_inputs,
             reverse=reverse,
             prev_logits=prev_logits,
-            streaming=self._streaming,
+            streaming=self.streaming,
         )
 
     def _run_prompted_frame(self, obj_idx: int, frame: int) -> dict:
@@ -646,7 +645,7 @@ class TrackingSession:
 
     def _pointer_window(self) -> int:
         limit = self._model.config.max_object_pointers_in_encoder
-        return limit if self._streaming else min(self.num_frames, limit)
+        return limit if self.streaming else min(self.num_frames, limit)
 
     def _prune(self, readers: list[tuple[int, bool]], latest: int) -> None:
         """Drop tracked outputs that none of ``readers`` (``(frame, reverse)``) will read.
@@ -686,7 +685,7 @@ class TrackingSession:
         Arguments are checked when this is called; frames are tracked as the iterator is consumed.
         """
         self._check_open()
-        if self._streaming:
+        if self.streaming:
             raise ValueError("a streaming session has no video to propagate through; use push_frame(frame)")
         check_choice(direction, "direction", DIRECTIONS)
         check_output(output, self._return_logits)
@@ -765,7 +764,7 @@ class TrackingSession:
             The frame's result over all objects (``object_ids`` is empty until something is prompted).
         """
         self._check_open()
-        if not self._streaming:
+        if not self.streaming:
             raise ValueError("push_frame is for streaming sessions (tracker.session() without a video); use propagate()")
         check_output(output, self._return_logits)
         array = to_rgb_frame(frame, where=f"streamed frame {self._feed.pushed}")

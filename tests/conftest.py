@@ -31,19 +31,14 @@ def tiny_image_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_video_model_dir(tmp_path_factory):
-    """Directory holding a tiny ``Sam2VideoModel`` + ``Sam2VideoProcessor``."""
-    return _saved(tmp_path_factory, "video")
+    """Directory holding a tiny ``Sam2VideoModel`` + ``Sam2VideoProcessor`` (128-pixel input), the one video
+    checkpoint of the suite.
 
-
-@pytest.fixture(scope="session")
-def tiny_tracking_model_dir(tmp_path_factory):
-    """A tiny ``Sam2VideoModel`` whose objects are reported visible, so tracked masks are not empty.
-
-    The plain random checkpoint scores every object just below visible, blanking its masks; tests that
-    check what a tracked mask looks like (overlays, palette PNGs, the demo) use this checkpoint instead.
+    Its objects are reported visible (``visible_bias``): as initialised, a random model scores every object
+    just below visible and blanks its masks, so results would not show what tracking did.
     """
-    directory = tmp_path_factory.mktemp("tiny-tracking-video")
-    return str(testing.save_tiny_video_model(directory, visible_bias=2.0))
+    directory = tmp_path_factory.mktemp("tiny-video")
+    return str(testing.save_tiny_video_model(directory, visible_bias=2.0, size=128))
 
 
 @pytest.fixture(scope="session")
@@ -68,15 +63,6 @@ def visible_edgetam_tracker(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def visible_tracker(tmp_path_factory):
-    """Tracker over a 128-pixel tiny ``Sam2VideoModel`` whose objects are reported visible (non-empty masks)."""
-    from transformers import pipeline
-
-    directory = testing.save_tiny_video_model(tmp_path_factory.mktemp("visible-sam2-video"), visible_bias=2.0, size=128)
-    return pipeline("video-object-tracking", model=str(directory))
-
-
-@pytest.fixture(scope="session")
 def mask_generator(tiny_image_model_dir):
     """The registered ``mask-generation`` pipeline over the tiny Sam2Model."""
     from transformers import pipeline
@@ -86,7 +72,7 @@ def mask_generator(tiny_image_model_dir):
 
 @pytest.fixture(scope="session")
 def tracker(tiny_video_model_dir):
-    """The registered ``video-object-tracking`` pipeline over the tiny Sam2VideoModel."""
+    """The registered ``video-object-tracking`` pipeline over the tiny Sam2VideoModel (objects visible)."""
     from transformers import pipeline
 
     return pipeline("video-object-tracking", model=tiny_video_model_dir)

@@ -145,13 +145,13 @@ def test_generate_masks_writes_coco_rle_and_overlay(tiny_image_model_dir, mask_g
         assert np.array_equal(overlay, overlay_records(array, expected))
 
 
-def test_track_writes_palette_pngs_overlay_and_json(tiny_tracking_model_dir, video_path, tmp_path):
+def test_track_writes_palette_pngs_overlay_and_json(tiny_video_model_dir, video_path, tmp_path):
     from transformers import pipeline
 
-    tracker = pipeline("video-object-tracking", model=tiny_tracking_model_dir)
+    tracker = pipeline("video-object-tracking", model=tiny_video_model_dir)
     out = tmp_path / "out"
     prompts = ["--frame", "0", "--obj", "1", "--point", "16,48", "--obj", "2", "--box", "60,30,90,60"]
-    assert cli.main(["track", video_path, *prompts, "--out", str(out), "--model", tiny_tracking_model_dir, "--device", "cpu", "--no-progress"]) == 0
+    assert cli.main(["track", video_path, *prompts, "--out", str(out), "--model", tiny_video_model_dir, "--device", "cpu", "--no-progress"]) == 0
     expected = tracker(video_path, prompts=[
         {"frame": 0, "obj_id": 1, "points": [[16.0, 48.0]], "labels": [1]},
         {"frame": 0, "obj_id": 2, "box": [60.0, 30.0, 90.0, 60.0]},
@@ -211,13 +211,13 @@ def test_serve_reports_models_it_cannot_use_before_serving(tiny_image_model_dir,
     assert "image-only checkpoint" in capsys.readouterr().err
 
 
-def test_track_leaves_no_partial_outputs(tiny_tracking_model_dir, video_path, tmp_path, monkeypatch):
+def test_track_leaves_no_partial_outputs(tiny_video_model_dir, video_path, tmp_path, monkeypatch):
     """A failure while writing (here: the overlay's disk is full) leaves the earlier run's outputs as they were."""
     from sam2_pipelines import video_io
 
     out = tmp_path / "out"
     command = ["track", video_path, "--frame", "0", "--obj", "1", "--point", "16,48", "--out", str(out),
-               "--model", tiny_tracking_model_dir, "--device", "cpu", "--no-progress"]
+               "--model", tiny_video_model_dir, "--device", "cpu", "--no-progress"]
     assert cli.main(command) == 0
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
@@ -231,9 +231,9 @@ def test_track_leaves_no_partial_outputs(tiny_tracking_model_dir, video_path, tm
     assert after == before and sorted(p.name for p in out.iterdir()) == ["masks", "overlay.mp4", "tracks.json"]
 
 
-def test_track_refuses_a_folder_where_it_writes_a_file(tiny_tracking_model_dir, video_path, tmp_path, capsys):
+def test_track_refuses_a_folder_where_it_writes_a_file(tiny_video_model_dir, video_path, tmp_path, capsys):
     out = tmp_path / "out"
     (out / "tracks.json").mkdir(parents=True)
     code = cli.main(["track", video_path, "--frame", "0", "--obj", "1", "--point", "16,48", "--out", str(out),
-                     "--model", tiny_tracking_model_dir, "--device", "cpu", "--no-progress"])
+                     "--model", tiny_video_model_dir, "--device", "cpu", "--no-progress"])
     assert code != 0 and "tracks.json is a folder" in capsys.readouterr().err

@@ -37,10 +37,10 @@ def video_dataset(directory: Path) -> datasets.Dataset:
 
 
 @pytest.fixture(scope="module")
-def tracking_pipeline(tiny_tracking_model_dir):
+def tracking_pipeline(tiny_video_model_dir):
     from transformers import pipeline
 
-    return pipeline("video-object-tracking", model=tiny_tracking_model_dir)
+    return pipeline("video-object-tracking", model=tiny_video_model_dir)
 
 
 def _masks(records):
@@ -93,7 +93,7 @@ def test_tracking_over_a_dataset_of_videos(tracking_pipeline, tmp_path):
 
 
 @pytest.mark.slow
-def test_sharding_across_two_processes(tiny_image_model_dir, tiny_tracking_model_dir, mask_generator, tracking_pipeline, tmp_path):
+def test_sharding_across_two_processes(tiny_image_model_dir, tiny_video_model_dir, mask_generator, tracking_pipeline, tmp_path):
     tracker = tracking_pipeline
     images = image_dataset(5)
     videos = video_dataset(tmp_path)
@@ -102,7 +102,7 @@ def test_sharding_across_two_processes(tiny_image_model_dir, tiny_tracking_model
     out = tmp_path / "gathered.json"
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(ROOT / "tests" / "scripts" / "sharded_run.py"), tiny_image_model_dir, tiny_tracking_model_dir, str(tmp_path / "data"), str(out)]
+               str(ROOT / "tests" / "scripts" / "sharded_run.py"), tiny_image_model_dir, tiny_video_model_dir, str(tmp_path / "data"), str(out)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     gathered = json.loads(out.read_text())

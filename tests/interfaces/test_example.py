@@ -59,10 +59,10 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_example_writes_visible_outputs(tiny_tracking_model_dir, tmp_path):
+def test_example_writes_visible_outputs(tiny_video_model_dir, tmp_path):
     out = tmp_path / "outputs"
     # One save_pretrained directory of a video model serves both tasks.
-    result = run_example("--model", tiny_tracking_model_dir, "--out", out, "--points-per-side", "4", "--device", "cpu", "--no-progress")
+    result = run_example("--model", tiny_video_model_dir, "--out", out, "--points-per-side", "4", "--device", "cpu", "--no-progress")
     assert result.returncode == 0, result.stderr
 
     image = np.asarray(Image.open(out / "sample_image.png"))

@@ -19,9 +19,9 @@ def test_the_three_notebooks_exist():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, tiny_tracking_model_dir, tmp_path, monkeypatch):
+def test_notebook_runs(path, tiny_video_model_dir, tmp_path, monkeypatch):
     # One save_pretrained directory of a video model serves both pipelines.
-    monkeypatch.setenv("SAM2_PIPELINES_MODEL", tiny_tracking_model_dir)
+    monkeypatch.setenv("SAM2_PIPELINES_MODEL", tiny_video_model_dir)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "error")
     monkeypatch.setenv("PYTHONPATH", f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")

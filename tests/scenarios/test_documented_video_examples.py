@@ -18,12 +18,6 @@ H, W, FRAMES = 48, 86, 10
 
 
 @pytest.fixture(scope="module")
-def tracker(visible_tracker):
-    """The seed's model stand-in: objects are reported visible, so tracked masks are not empty."""
-    return visible_tracker
-
-
-@pytest.fixture(scope="module")
 def video(tmp_path_factory):
     """Stand-in for bedroom.mp4."""
     return str(testing.synthetic_video(tmp_path_factory.mktemp("seed") / "bedroom.mp4", num_frames=FRAMES, height=H, width=W))

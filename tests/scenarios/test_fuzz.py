@@ -142,8 +142,8 @@ def _check_result(result, rle=False):
 
 @settings(max_examples=300, **FUZZ)
 @given(steps=session_steps)
-def test_sessions_in_any_call_order(visible_tracker, steps):
-    session = visible_tracker.session(FRAMES)
+def test_sessions_in_any_call_order(tracker, steps):
+    session = tracker.session(FRAMES)
     iterators = []
     for step in steps:
         kind = step[0]
@@ -206,7 +206,7 @@ cli_tokens = st.lists(
 
 @settings(max_examples=400, **FUZZ)
 @given(command=st.sampled_from(["generate-masks", "track", "convert", "bogus"]), tokens=cli_tokens)
-def test_command_line(tiny_image_model_dir, tiny_tracking_model_dir, tmp_path_factory, command, tokens, capsys):
+def test_command_line(tiny_image_model_dir, tiny_video_model_dir, tmp_path_factory, command, tokens, capsys):
     folder = tmp_path_factory.mktemp("cli")
     image = folder / "image.png"
     from PIL import Image
@@ -218,7 +218,7 @@ def test_command_line(tiny_image_model_dir, tiny_tracking_model_dir, tmp_path_fa
     out = folder / "out"
     names = {"OUT": str(out), "FILE": str(a_file), "IMAGE": str(image), "VIDEO": str(video)}
     argv = [command, *(names.get(t, t) for t in tokens)]
-    model = tiny_tracking_model_dir if command == "track" else tiny_image_model_dir
+    model = tiny_video_model_dir if command == "track" else tiny_image_model_dir
     if command in ("generate-masks", "track"):
         argv += ["--model", model, "--no-progress"]
         if "--points-per-side" not in tokens:

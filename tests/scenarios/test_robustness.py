@@ -31,7 +31,7 @@ def _rotated_jpeg(path, stored_hw=(120, 160), orientation=6):
 # ---------------------------------------------------------------------------------------------- images
 
 
-def test_exif_orientation_applies_everywhere(mask_generator, visible_tracker, tmp_path):
+def test_exif_orientation_applies_everywhere(mask_generator, tracker, tmp_path):
     path = _rotated_jpeg(tmp_path / "rot.jpg")
     shown = np.asarray(Image.open(path).transpose(Image.Transpose.ROTATE_270))
     assert read_image_file(path).shape == (160, 120, 3)
@@ -49,7 +49,7 @@ def test_exif_orientation_applies_everywhere(mask_generator, visible_tracker, tm
     for i in range(2):
         _rotated_jpeg(folder / f"{i:05d}.jpg")
     assert open_video(folder)[0].shape == (160, 120, 3)
-    results = visible_tracker(str(folder), prompts=[{"frame": 0, "obj_id": 1, "points": [[100, 150]], "labels": [1]}])
+    results = tracker(str(folder), prompts=[{"frame": 0, "obj_id": 1, "points": [[100, 150]], "labels": [1]}])
     assert results[0]["masks"].shape == (1, 1, 160, 120)
 
 
@@ -163,9 +163,9 @@ def test_prompts_of_the_wrong_type(mask_generator, prompts, message):
         mask_generator(testing.synthetic_image(), **prompts)
 
 
-def test_rle_video_results_are_json(visible_tracker):
+def test_rle_video_results_are_json(tracker):
     frames = testing.synthetic_frames(3, 48, 64)
-    results = visible_tracker(frames, prompts=[{"frame": 0, "obj_id": 1, "points": [[20, 20]], "labels": [1]}], output="rle")
+    results = tracker(frames, prompts=[{"frame": 0, "obj_id": 1, "points": [[20, 20]], "labels": [1]}], output="rle")
     text = json.dumps(results)
     assert json.loads(text)[0]["object_ids"] == [1]
     assert isinstance(results[0]["scores"][0], float)
@@ -220,11 +220,11 @@ def test_cli_devices_and_out(tiny_image_model_dir, tmp_path, capsys, extra, stat
         assert code == status and message in err
 
 
-def test_track_object_ids_beyond_the_palette(tiny_tracking_model_dir, tmp_path):
+def test_track_object_ids_beyond_the_palette(tiny_video_model_dir, tmp_path):
     video = testing.synthetic_video(tmp_path / "v.mp4", num_frames=3, height=48, width=64)
     out = tmp_path / "tracks"
     argv = ["track", str(video), "--obj", "0", "--point", "20,20", "--obj", "300", "--point", "40,30", "--out", str(out)]
-    assert cli.main([*argv, "--model", tiny_tracking_model_dir, *CPU]) == 0
+    assert cli.main([*argv, "--model", tiny_video_model_dir, *CPU]) == 0
     mapping = json.loads((out / "masks" / "object_ids.json").read_text())["pixel_value_to_object_id"]
     assert mapping == {"1": 0, "2": 300}
     assert len(list((out / "masks").glob("*.png"))) == 3

@@ -13,8 +13,8 @@ ATOL = 2e-5
 
 
 @pytest.fixture(scope="module")
-def model(tiny_tracking_model_dir):
-    model = pipeline("video-object-tracking", model=tiny_tracking_model_dir).model
+def model(tiny_video_model_dir):
+    model = pipeline("video-object-tracking", model=tiny_video_model_dir).model
     assert tracking_step.supported(model)
     return model
 
@@ -71,8 +71,8 @@ def _track(tracker, frames, fast: bool, prompts):
     return results, correction
 
 
-def test_tracking_with_shared_work_equals_the_model_step(tiny_tracking_model_dir, frames):
-    tracker = pipeline("video-object-tracking", model=tiny_tracking_model_dir)
+def test_tracking_with_shared_work_equals_the_model_step(tiny_video_model_dir, frames):
+    tracker = pipeline("video-object-tracking", model=tiny_video_model_dir)
     prompts = [(0, 1, [60, 40], 1), (0, 2, [20, 70], 1), (2, 3, [100, 30], 1)]
     fast, fast_correction = _track(tracker, frames, True, prompts)
     slow, slow_correction = _track(tracker, frames, False, prompts)

@@ -26,7 +26,7 @@ def _prompts(seed: int) -> list:
     return [{"frame": 0, "obj_id": 1, "points": [[x, y]], "labels": [1]}]
 
 
-# visible_tracker (conftest): a 128-pixel tiny Sam2VideoModel whose objects are visible (non-empty masks)
+# tracker (conftest): a 128-pixel tiny Sam2VideoModel whose objects are visible (non-empty masks)
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +70,9 @@ def _count_encoder_batches(model, monkeypatch) -> list:
 
 
 @pytest.fixture(scope="module")
-def single_results(visible_tracker, videos):
+def single_results(tracker, videos):
     """One call per video (``_prompts(seed)`` on video ``seed``): the reference for the dataset runs."""
-    results = [visible_tracker(frames, prompts=_prompts(seed)) for seed, frames in enumerate(videos)]
+    results = [tracker(frames, prompts=_prompts(seed)) for seed, frames in enumerate(videos)]
     assert all(any(r["masks"].any() for r in video) for video in results)  # masks are not trivially empty
     return results
 
@@ -80,8 +80,8 @@ def single_results(visible_tracker, videos):
 # ---------------------------------------------------------------------------------------------- several videos
 
 
-def test_dataset_rows_with_prompts_equal_single_calls(visible_tracker, videos, clips, single_results):
-    tracker = visible_tracker
+def test_dataset_rows_with_prompts_equal_single_calls(tracker, videos, clips, single_results):
+    tracker = tracker
     dataset = datasets.Dataset.from_dict(
         {
             "video": clips,
@@ -106,8 +106,8 @@ def test_dataset_rows_with_prompts_equal_single_calls(visible_tracker, videos, c
         assert_same_results(results, single)
 
 
-def test_key_dataset_and_rows_with_call_prompts(visible_tracker, videos, clips, single_results):
-    tracker = visible_tracker
+def test_key_dataset_and_rows_with_call_prompts(tracker, videos, clips, single_results):
+    tracker = tracker
     outputs = list(tracker(KeyDataset(datasets.Dataset.from_dict({"video": clips}), "video"), prompts=_prompts(0), batch_size=3))
     assert len(outputs) == 2
     assert_same_results(outputs[1], tracker(clips[1], prompts=_prompts(0)))
@@ -118,14 +118,14 @@ def test_key_dataset_and_rows_with_call_prompts(visible_tracker, videos, clips, 
     assert_same_results(streamed[1], single_results[1])
 
 
-def test_a_list_of_frames_is_still_one_video(visible_tracker, videos, single_results):
-    results = visible_tracker(list(videos[0]), prompts=_prompts(0), batch_size=2)
+def test_a_list_of_frames_is_still_one_video(tracker, videos, single_results):
+    results = tracker(list(videos[0]), prompts=_prompts(0), batch_size=2)
     assert isinstance(results, list)
     assert_same_results(results, single_results[0])
 
 
-def test_bad_rows_and_options_are_clear_errors(visible_tracker, videos, clips):
-    tracker = visible_tracker
+def test_bad_rows_and_options_are_clear_errors(tracker, videos, clips):
+    tracker = tracker
     with pytest.raises(ValueError, match=r'row 1 has no "video"'):
         tracker([{"video": videos[0], "prompts": _prompts(0)}, {"prompts": _prompts(0)}])  # checked at the call
     with pytest.raises(ValueError, match=r"row 0 has no prompts.*JSON string"):
@@ -157,25 +157,25 @@ def test_bad_rows_and_options_are_clear_errors(visible_tracker, videos, clips):
     assert len(tracker(videos[0], prompts=_prompts(0), num_workers=0, max_frames=1)) == 1
 
 
-def test_pipeline_level_batch_size_and_num_workers(tiny_tracking_model_dir, videos, monkeypatch):
-    tracker = pipeline("video-object-tracking", model=tiny_tracking_model_dir, batch_size=3)
+def test_pipeline_level_batch_size_and_num_workers(tiny_video_model_dir, videos, monkeypatch):
+    tracker = pipeline("video-object-tracking", model=tiny_video_model_dir, batch_size=3)
     sizes = _count_encoder_batches(tracker.model, monkeypatch)
     tracker(videos[0], prompts=_prompts(0), max_frames=3)
     assert sizes[-1] == 3  # frames 1-3 encoded together
     assert tracker.session(videos[0])._batch_size == 3
     assert tracker.session(videos[0], batch_size=2)._batch_size == 2
     with pytest.raises(ValueError, match="num_workers=4 is not supported"):
-        pipeline("video-object-tracking", model=tiny_tracking_model_dir, num_workers=4)
+        pipeline("video-object-tracking", model=tiny_video_model_dir, num_workers=4)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
-        pipeline("video-object-tracking", model=tiny_tracking_model_dir, batch_size=0)
+        pipeline("video-object-tracking", model=tiny_video_model_dir, batch_size=0)
 
 
 # ---------------------------------------------------------------------------------------------- batch_size
 
 
 @pytest.mark.parametrize("kind", ["sam2", "edgetam"])
-def test_batch_size_equals_batch_size_one(kind, visible_tracker, visible_edgetam_tracker, monkeypatch):
-    tracker = visible_tracker if kind == "sam2" else visible_edgetam_tracker
+def test_batch_size_equals_batch_size_one(kind, tracker, visible_edgetam_tracker, monkeypatch):
+    tracker = tracker if kind == "sam2" else visible_edgetam_tracker
     frames = testing.synthetic_frames(5, *SIZE, seed=1)
     prompts = [  # two objects prompted on different frames: each is tracked on the other's prompted frame
         {"frame": 2, "obj_id": 1, "points": [[20, 24]], "labels": [1]},
@@ -191,13 +191,13 @@ def test_batch_size_equals_batch_size_one(kind, visible_tracker, visible_edgetam
         assert_same_results(batched, expected)
 
 
-def test_session_batch_size_holds_at_most_that_many_features(visible_tracker, monkeypatch):
+def test_session_batch_size_holds_at_most_that_many_features(tracker, monkeypatch):
     frames = testing.synthetic_frames(6, *SIZE, seed=2)
-    sizes = _count_encoder_batches(visible_tracker.model, monkeypatch)
-    reference = visible_tracker.session(frames)
+    sizes = _count_encoder_batches(tracker.model, monkeypatch)
+    reference = tracker.session(frames)
     reference.add_points(0, 1, [[20, 24]], [1])
     expected = list(reference.propagate())
-    session = visible_tracker.session(frames, batch_size=3)
+    session = tracker.session(frames, batch_size=3)
     session.add_points(0, 1, [[20, 24]], [1])
     sizes.clear()
     results = []
@@ -208,9 +208,9 @@ def test_session_batch_size_holds_at_most_that_many_features(visible_tracker, mo
     assert sizes == [3, 2]  # frames 1-3, then 4-5 (frame 0 is prompted: its output is reused)
     assert_same_results(results, expected)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
-        visible_tracker.session(frames, batch_size=0)
+        tracker.session(frames, batch_size=0)
     # streaming keeps batch 1
-    stream = visible_tracker.session(batch_size=4)
+    stream = tracker.session(batch_size=4)
     sizes.clear()
     stream.push_frame(frames[0], prompts=[{"obj_id": 1, "points": [[20, 24]], "labels": [1]}])
     stream.push_frame(frames[1])

@@ -23,33 +23,33 @@ def iou(a, b) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def test_logits_and_mask_threshold(visible_tracker, frames):
-    plain = visible_tracker(frames, prompts=PROMPTS)
-    with_logits = visible_tracker(frames, prompts=PROMPTS, return_logits=True)
-    raised = visible_tracker(frames, prompts=PROMPTS, return_logits=True, mask_threshold=2.5)
+def test_logits_and_mask_threshold(tracker, frames):
+    plain = tracker(frames, prompts=PROMPTS)
+    with_logits = tracker(frames, prompts=PROMPTS, return_logits=True)
+    raised = tracker(frames, prompts=PROMPTS, return_logits=True, mask_threshold=2.5)
     assert "logits" not in plain[0]
     for a, b, c in zip(plain, with_logits, raised):
         assert b["logits"].dtype == np.float32 and b["logits"].shape == b["masks"].shape
         assert np.array_equal(a["masks"], b["masks"]) and np.array_equal(b["masks"], b["logits"] > 0)
         assert np.array_equal(c["masks"], c["logits"] > 2.5) and np.array_equal(c["logits"], b["logits"])
     assert sum(r["masks"].sum() for r in raised) < sum(r["masks"].sum() for r in plain)  # the threshold matters
-    session = visible_tracker.session(frames, return_logits=True)
+    session = tracker.session(frames, return_logits=True)
     first = session.add_points(0, 1, [[60, 40]], [1])
     assert np.array_equal(first["masks"], first["logits"] > 0)
 
 
-def test_bad_options_are_refused_before_work(visible_tracker, frames):
+def test_bad_options_are_refused_before_work(tracker, frames):
     with pytest.raises(ValueError, match="RLE results do not hold"):
-        visible_tracker(frames, prompts=PROMPTS, return_logits=True, output="rle")
+        tracker(frames, prompts=PROMPTS, return_logits=True, output="rle")
     with pytest.raises(ValueError, match="mask_threshold must be a finite number"):
-        visible_tracker(frames, prompts=PROMPTS, mask_threshold=float("nan"))
+        tracker(frames, prompts=PROMPTS, mask_threshold=float("nan"))
     with pytest.raises(ValueError, match="return_logits must be True or False"):
-        visible_tracker.session(frames, return_logits="yes")
+        tracker.session(frames, return_logits="yes")
     with pytest.raises(ValueError, match="autocast must be None, torch.bfloat16"):
-        visible_tracker(frames, prompts=PROMPTS, autocast="half")
+        tracker(frames, prompts=PROMPTS, autocast="half")
     with pytest.raises(ValueError, match="compile must be True or False"):
-        pipeline("video-object-tracking", model=visible_tracker.model, processor=visible_tracker.processor, compile="yes")
-    rle = visible_tracker(frames, prompts=PROMPTS, output="rle", mask_threshold=1)
+        pipeline("video-object-tracking", model=tracker.model, processor=tracker.processor, compile="yes")
+    rle = tracker(frames, prompts=PROMPTS, output="rle", mask_threshold=1)
     json.dumps(rle)
 
 
@@ -58,21 +58,21 @@ def relative_error(reference: torch.Tensor, value: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_autocast_runs_in_half_precision_within_the_stated_tolerance(visible_tracker, frames, dtype):
+def test_autocast_runs_in_half_precision_within_the_stated_tolerance(tracker, frames, dtype):
     from sam2_pipelines import fast_memory
 
-    reference = visible_tracker(frames, prompts=PROMPTS)
+    reference = tracker(frames, prompts=PROMPTS)
     calls = []
-    hook = visible_tracker.model.memory_encoder.register_forward_hook(lambda module, args, out: calls.append(out[0].dtype))
+    hook = tracker.model.memory_encoder.register_forward_hook(lambda module, args, out: calls.append(out[0].dtype))
     try:
-        half = visible_tracker(frames, prompts=PROMPTS, autocast=str(dtype).split(".")[1])
+        half = tracker(frames, prompts=PROMPTS, autocast=str(dtype).split(".")[1])
     finally:
         hook.remove()
     assert calls and set(calls) == {dtype}  # the model really ran in half precision
     assert [r["object_ids"] for r in half] == [r["object_ids"] for r in reference]
     assert all(r["masks"].dtype == bool and r["masks"].shape == (2, 1, 96, 128) and r["scores"].dtype == np.float32 for r in half)
 
-    model = visible_tracker.model
+    model = tracker.model
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randn(1, 3, 128, 128, generator=generator)
     tokens, width = int(np.prod(model.config.memory_attention_rope_feat_sizes)), model.config.memory_attention_hidden_size
@@ -94,9 +94,9 @@ def test_autocast_runs_in_half_precision_within_the_stated_tolerance(visible_tra
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="torch.compile on CPU needs a C++ compiler")
-def test_compiled_model_gives_the_same_masks(tiny_tracking_model_dir, frames):
-    reference = pipeline("video-object-tracking", model=tiny_tracking_model_dir)(frames, prompts=PROMPTS)
-    tracker = pipeline("video-object-tracking", model=tiny_tracking_model_dir, compile=True)
+def test_compiled_model_gives_the_same_masks(tiny_video_model_dir, frames):
+    reference = pipeline("video-object-tracking", model=tiny_video_model_dir)(frames, prompts=PROMPTS)
+    tracker = pipeline("video-object-tracking", model=tiny_video_model_dir, compile=True)
     state = {k: v.clone() for k, v in tracker.model.state_dict().items()}
     compiled = tracker(frames, prompts=PROMPTS)
     assert all(hasattr(getattr(tracker.model, name), "_compiled_call_impl") for name in ("vision_encoder", "mask_decoder", "memory_encoder"))

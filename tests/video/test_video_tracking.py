@@ -42,9 +42,9 @@ def same(a: list, b: list) -> bool:
     )
 
 
-def test_results_have_the_documented_layout(visible_tracker, clip):
+def test_results_have_the_documented_layout(tracker, clip):
     path, _ = clip
-    results = visible_tracker(path, prompts=[click(obj_id=5), {"frame": 0, "obj_id": 2, "box": [30, 10, 60, 40]}])
+    results = tracker(path, prompts=[click(obj_id=5), {"frame": 0, "obj_id": 2, "box": [30, 10, 60, 40]}])
     assert isinstance(results, list) and [r["frame_idx"] for r in results] == list(range(6))
     for result in results:
         assert set(result) == {"frame_idx", "object_ids", "masks", "scores"}
@@ -56,10 +56,10 @@ def test_results_have_the_documented_layout(visible_tracker, clip):
     assert not np.array_equal(results[0]["masks"][0], results[0]["masks"][1])
 
 
-def test_every_kind_of_video_input_gives_the_same_result(visible_tracker, clip, tmp_path):
+def test_every_kind_of_video_input_gives_the_same_result(tracker, clip, tmp_path):
     path, decoded = clip
     prompts = [click()]
-    reference = visible_tracker(path, prompts=prompts, max_frames=3)
+    reference = tracker(path, prompts=prompts, max_frames=3)
     for i, frame in enumerate(decoded):
         Image.fromarray(frame).save(tmp_path / f"frame_{i}.png")
     inputs = {
@@ -70,20 +70,20 @@ def test_every_kind_of_video_input_gives_the_same_result(visible_tracker, clip, 
         "frame source": video_io.open_video(path),
     }
     for name, video in inputs.items():
-        assert same(visible_tracker(video, prompts=prompts, max_frames=3), reference), name
+        assert same(tracker(video, prompts=prompts, max_frames=3), reference), name
 
 
-def test_directions_start_frame_and_max_frames(visible_tracker, clip):
+def test_directions_start_frame_and_max_frames(tracker, clip):
     path, _ = clip
     prompts = [click(frame=2)]
 
     def order(**options):
-        return [r["frame_idx"] for r in visible_tracker(path, prompts=prompts, **options)]
+        return [r["frame_idx"] for r in tracker(path, prompts=prompts, **options)]
 
-    forward = visible_tracker(path, prompts=prompts)
+    forward = tracker(path, prompts=prompts)
     assert [r["frame_idx"] for r in forward] == [2, 3, 4, 5]
     assert order(direction="backward") == [2, 1, 0]
-    both = visible_tracker(path, prompts=prompts, direction="both")
+    both = tracker(path, prompts=prompts, direction="both")
     assert [r["frame_idx"] for r in both] == [2, 3, 4, 5, 1, 0]
     assert same(both[:4], forward)
     assert order(start_frame=4) == [4, 5]
@@ -91,42 +91,42 @@ def test_directions_start_frame_and_max_frames(visible_tracker, clip):
     assert order(direction="both", max_frames=2) == [2, 3, 1, 0]
     # backward starts from the latest prompted frame by default
     two = [click(frame=1), click(frame=3, obj_id=2)]
-    assert [r["frame_idx"] for r in visible_tracker(path, prompts=two, direction="backward")] == [3, 2, 1, 0]
+    assert [r["frame_idx"] for r in tracker(path, prompts=two, direction="backward")] == [3, 2, 1, 0]
 
 
-def test_rle_output_decodes_to_the_binary_masks(visible_tracker, clip):
+def test_rle_output_decodes_to_the_binary_masks(tracker, clip):
     path, _ = clip
     prompts = [click(), click(obj_id=3, x=50, y=30)]
-    binary = visible_tracker(path, prompts=prompts, max_frames=2)
-    rle = visible_tracker(path, prompts=prompts, max_frames=2, output="rle")
+    binary = tracker(path, prompts=prompts, max_frames=2)
+    rle = tracker(path, prompts=prompts, max_frames=2, output="rle")
     for b, r in zip(binary, rle):
         assert isinstance(r["masks"], list) and len(r["masks"]) == 2 and r["masks"][0]["size"] == [H, W]
         assert np.array_equal(np.stack([decode_rle(m) for m in r["masks"]])[:, None], b["masks"])
         assert np.array_equal(r["scores"], b["scores"])
 
 
-def test_stream_returns_a_generator_and_checks_arguments_first(visible_tracker, clip, capsys):
+def test_stream_returns_a_generator_and_checks_arguments_first(tracker, clip, capsys):
     path, _ = clip
-    generator = visible_tracker(path, prompts=[click(frame=4)], stream=True, progress=True)
+    generator = tracker(path, prompts=[click(frame=4)], stream=True, progress=True)
     assert isinstance(generator, types.GeneratorType)
     assert [r["frame_idx"] for r in generator] == [4, 5]
     assert "tracking" in capsys.readouterr().err
     with pytest.raises(ValueError, match="has 6 frames"):
-        visible_tracker(path, prompts=[click(frame=6)], stream=True)
+        tracker(path, prompts=[click(frame=6)], stream=True)
 
 
-def test_an_iterator_of_frames_is_tracked_as_it_arrives(visible_tracker, clip):
+def test_an_iterator_of_frames_is_tracked_as_it_arrives(tracker, clip):
     _, decoded = clip
     prompts = [click(frame=1), click(frame=3, obj_id=2, x=40)]
-    results = visible_tracker((f for f in decoded), prompts=prompts)
+    results = tracker((f for f in decoded), prompts=prompts)
     assert [r["frame_idx"] for r in results] == list(range(6))
     assert [r["object_ids"] for r in results] == [[], [1], [1], [1, 2], [1, 2], [1, 2]]
     assert results[0]["masks"].shape == (0, 1, H, W) and results[4]["masks"].shape == (2, 1, H, W)
-    assert [r["frame_idx"] for r in visible_tracker(iter(decoded), prompts=[click(frame=2)], start_frame=2, max_frames=2)] == [2, 3]
+    assert [r["frame_idx"] for r in tracker(iter(decoded), prompts=[click(frame=2)], start_frame=2, max_frames=2)] == [2, 3]
     with pytest.raises(ValueError, match="ended"):
-        visible_tracker(iter(decoded[:3]), prompts=[click(frame=4)])
+        tracker(iter(decoded[:3]), prompts=[click(frame=4)])
     with pytest.raises(ValueError, match="forward"):
-        visible_tracker(iter(decoded), prompts=[click()], direction="both")
+        tracker(iter(decoded), prompts=[click()], direction="both")
 
 
 BAD_CALLS = {
@@ -157,20 +157,20 @@ BAD_CALLS = {
 
 
 @pytest.mark.parametrize("name", list(BAD_CALLS))
-def test_bad_arguments_raise_value_error(visible_tracker, clip, name):
+def test_bad_arguments_raise_value_error(tracker, clip, name):
     path, _ = clip
     options, message = BAD_CALLS[name]
     options = {"prompts": [click()], **options}
     with pytest.raises(ValueError, match=message):
-        visible_tracker(path, **options)
+        tracker(path, **options)
 
 
-def test_bad_videos_raise_value_error(visible_tracker, tmp_path):
+def test_bad_videos_raise_value_error(tracker, tmp_path):
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x01 not a video" * 100)
     for video, message in [(tmp_path / "empty.mp4", "empty"), (tmp_path / "corrupt.mp4", "could not"), (tmp_path / "nope.mp4", "does not exist"), ([], "no frames")]:
         with pytest.raises(ValueError, match=message):
-            visible_tracker(str(video) if not isinstance(video, list) else video, prompts=[click()])
+            tracker(str(video) if not isinstance(video, list) else video, prompts=[click()])
 
 
 def test_unknown_options_at_construction_are_rejected(tiny_video_model_dir):
@@ -181,9 +181,9 @@ def test_unknown_options_at_construction_are_rejected(tiny_video_model_dir):
     assert len(results) == 2 and isinstance(results[0]["masks"], list)
 
 
-def test_session_objects_prompts_and_removal(visible_tracker, clip):
+def test_session_objects_prompts_and_removal(tracker, clip):
     path, _ = clip
-    session = visible_tracker.session(path)
+    session = tracker.session(path)
     assert isinstance(session, TrackingSession) and session.num_frames == 6 and session.object_ids == []
     with pytest.raises(ValueError, match="add prompts first"):
         session.propagate()
@@ -214,9 +214,9 @@ def test_session_objects_prompts_and_removal(visible_tracker, clip):
         session.propagate()
 
 
-def test_refining_with_more_clicks(visible_tracker, clip):
+def test_refining_with_more_clicks(tracker, clip):
     path, _ = clip
-    session = visible_tracker.session(path)
+    session = tracker.session(path)
     session.add_points(0, 1, [[20, 24]], [1])
     first = list(session.propagate())
     refined = session.refine(3, 1, [[30, 20]], [0])
@@ -233,9 +233,9 @@ def test_refining_with_more_clicks(visible_tracker, clip):
     assert not np.array_equal(accumulated["scores"], refined["scores"])
 
 
-def test_new_object_mid_video_leaves_the_others_alone(visible_tracker, clip):
+def test_new_object_mid_video_leaves_the_others_alone(tracker, clip):
     path, _ = clip
-    session = visible_tracker.session(path)
+    session = tracker.session(path)
     session.add_points(0, 1, [[20, 24]], [1])
     alone = list(session.propagate())
     session.add_box(3, 7, [30, 10, 60, 40])
@@ -245,18 +245,18 @@ def test_new_object_mid_video_leaves_the_others_alone(visible_tracker, clip):
         assert np.array_equal(t["masks"][:1], a["masks"]) and np.array_equal(t["scores"][:1], a["scores"])
 
 
-def test_propagation_continues_where_it_stopped(visible_tracker, clip):
+def test_propagation_continues_where_it_stopped(tracker, clip):
     path, _ = clip
-    whole = visible_tracker(path, prompts=[click()])
-    session = visible_tracker.session(path)
+    whole = tracker(path, prompts=[click()])
+    session = tracker.session(path)
     session.add_points(0, 1, [[20, 24]], [1])
     pieces = list(session.propagate(max_frames=2)) + list(session.propagate(start_frame=2))
     assert same(pieces, whole)
 
 
-def test_streaming_session(visible_tracker, clip):
+def test_streaming_session(tracker, clip):
     _, decoded = clip
-    offline = visible_tracker.session()
+    offline = tracker.session()
     assert offline.streaming and offline.num_frames == 0
     with pytest.raises(ValueError, match="no frame has been pushed"):
         offline.add_points(0, 1, [[1, 1]], [1])
@@ -276,7 +276,7 @@ def test_streaming_session(visible_tracker, clip):
     with pytest.raises(ValueError, match="push_frame"):
         offline.propagate()
     with pytest.raises(ValueError, match="streaming sessions"):
-        visible_tracker.session(decoded).push_frame(decoded[0])
+        tracker.session(decoded).push_frame(decoded[0])
 
 
 def test_edgetam_video_model(visible_edgetam_tracker, clip):
@@ -295,9 +295,9 @@ def test_edgetam_video_model(visible_edgetam_tracker, clip):
     assert stream.push_frame(decoded[1])["masks"].shape == (1, 1, H, W)
 
 
-def test_stale_propagate_iterators_raise_a_clear_error(visible_tracker, clip):
+def test_stale_propagate_iterators_raise_a_clear_error(tracker, clip):
     """Any call order is safe: an iterator the session has moved past raises ValueError, never a deep error."""
-    session = visible_tracker.session(clip[0])
+    session = tracker.session(clip[0])
     session.add_points(0, 1, [[20, 20]], [1])
     clean = [r["masks"] for r in session.propagate()]
 
@@ -329,10 +329,10 @@ def test_stale_propagate_iterators_raise_a_clear_error(visible_tracker, clip):
     assert len(list(session.propagate())) == len(clean)
 
 
-def test_sessions_close_the_video_they_opened(visible_tracker, tmp_path):
+def test_sessions_close_the_video_they_opened(tracker, tmp_path):
     path = testing.synthetic_video(tmp_path / "clip.mp4", num_frames=4, height=H, width=W)
     closed = []
-    with visible_tracker.session(str(path)) as session:
+    with tracker.session(str(path)) as session:
         session._feed.source.close = lambda original=session._feed.source.close: (closed.append(1), original())
         session.add_points(0, 1, [[20, 20]], [1])
         assert len(list(session.propagate())) == 4
@@ -344,18 +344,18 @@ def test_sessions_close_the_video_they_opened(visible_tracker, tmp_path):
     session.close()  # twice is fine
     assert closed == [1]
     given = video_io.open_video(str(path))
-    visible_tracker.session(given).close()
+    tracker.session(given).close()
     assert given[0].shape == (H, W, 3)  # a source given by the caller stays open
     given.close()
 
 
-def test_a_single_call_closes_its_session(visible_tracker, clip, monkeypatch):
+def test_a_single_call_closes_its_session(tracker, clip, monkeypatch):
     closed = []
     original = TrackingSession.close
     monkeypatch.setattr(TrackingSession, "close", lambda self: (closed.append(1), original(self)))
-    assert len(visible_tracker(clip[0], prompts=[click()])) == len(clip[1])
+    assert len(tracker(clip[0], prompts=[click()])) == len(clip[1])
     assert closed == [1]
-    stream = visible_tracker(clip[0], prompts=[click()], stream=True)
+    stream = tracker(clip[0], prompts=[click()], stream=True)
     next(stream)
     stream.close()  # the consumer stops early
     assert closed == [1, 1]
