@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 #: Model classes whose mask decoder has SAM 2's structure (two-way transformer + high-resolution upscaling).
-SUPPORTED_MODELS = ("Sam2Model", "EdgeTamModel")
+SUPPORTED_MODELS = ("Sam2Model", "EdgeTamModel", "Sam3TrackerModel")
 
 
 def supports(model) -> bool:

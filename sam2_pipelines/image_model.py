@@ -1,4 +1,5 @@
-"""One adapter over the SAM-family image models (``Sam2Model``, ``EdgeTamModel``, ``SamModel``, ``SamHQModel``).
+"""One adapter over the SAM-family image models (``Sam2Model``, ``EdgeTamModel``, ``SamModel``, ``SamHQModel``,
+``Sam3TrackerModel``).
 
 Everything that depends on which model class runs lives here, behind one small interface that both modes
 of the ``mask-generation`` pipeline (and image sessions) use:
@@ -93,7 +94,7 @@ class ImageModel:
     """A SAM-family image model and its image processor, seen through one interface.
 
     Args:
-        model: a loaded ``Sam2Model``, ``EdgeTamModel``, ``SamModel`` or ``SamHQModel``.
+        model: a loaded ``Sam2Model``, ``EdgeTamModel``, ``SamModel``, ``SamHQModel`` or ``Sam3TrackerModel``.
         image_processor: the model's image processor.
         device: where inputs go (the model's device).
 
@@ -109,8 +110,12 @@ class ImageModel:
         self.image_processor = image_processor
         self.device = device
         self.fast = fast_decoder.supports(model)
+        name = type(model).__name__
         #: True for SAM 1 models, whose processor resizes the longest side and pads (SAM 2 resizes to a square).
-        self.keeps_aspect = type(model).__name__ in ("SamModel", "SamHQModel")
+        self.keeps_aspect = name in ("SamModel", "SamHQModel")
+        #: True for SAM 2-family models, whose pixels are scaled to [0, 1] before resizing, as Meta's
+        #: ``SAM2Transforms``; other models get their processor's own pipeline (SAM 3 resizes the 8-bit pixels).
+        self.resizes_floats = name in ("Sam2Model", "EdgeTamModel")
         config = model.config.prompt_encoder_config
         #: Side of the square model input (1024 for released checkpoints).
         self.input_size = int(config.image_size)
@@ -120,7 +125,7 @@ class ImageModel:
     # ------------------------------------------------------------------ geometry
     def pixel_values(self, crops: list[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """Model-ready pixels of image crops, and the size each crop is resized to inside the model input."""
-        if self.keeps_aspect:
+        if not self.resizes_floats:
             encoded = self.image_processor(images=crops, return_tensors="pt", input_data_format="channels_last")
         else:
             # As Meta's SAM2Transforms: scale to [0, 1] first, then resize the float image (resizing uint8

@@ -12,7 +12,7 @@ import transformers
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 
 #: Model classes the ``mask-generation`` pipeline of this package handles (the image side of SAM models).
-IMAGE_MODEL_CLASS_NAMES = ("Sam2Model", "SamModel", "SamHQModel", "EdgeTamModel")
+IMAGE_MODEL_CLASS_NAMES = ("Sam2Model", "SamModel", "SamHQModel", "EdgeTamModel", "Sam3TrackerModel")
 
 #: ``config.model_type`` -> video model class name, for ``video-object-tracking``.
 VIDEO_MODEL_TYPES = {

@@ -72,7 +72,8 @@ def _as_list(items):
 
 
 class MaskGenerationPipeline(Pipeline):
-    """Segment images with a SAM-family model (``Sam2Model``, ``EdgeTamModel``, ``SamModel``, ``SamHQModel``).
+    """Segment images with a SAM-family model (``Sam2Model``, ``EdgeTamModel``, ``SamModel``, ``SamHQModel``,
+    ``Sam3TrackerModel``).
 
     Models this pipeline does not handle are given to the built-in ``transformers`` mask-generation
     pipeline, so ``pipeline("mask-generation", ...)`` keeps working for them.

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-#: Side length of the square model input of every tiny checkpoint.
+#: Side length of the square model input of the tiny SAM 2 and EdgeTAM checkpoints.
 TINY_IMAGE_SIZE = 256
 
-_KINDS = ("image", "video", "edgetam", "edgetam-video")
+#: Side length of the square model input of the tiny SAM 3 checkpoints (SAM 3's ViT has 14-pixel patches).
+TINY_SAM3_SIZE = 112
+
+_KINDS = ("image", "video", "edgetam", "edgetam-video", "sam3-tracker")
 
 
 def _tiny_sam2_parts(size: int = TINY_IMAGE_SIZE) -> dict:
@@ -85,27 +88,62 @@ def _tiny_edgetam_parts(size: int = TINY_IMAGE_SIZE) -> dict:
     return dict(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
 
 
-def build_tiny_model(kind: str = "image", size: int = TINY_IMAGE_SIZE, seed: int = 0):
+def _tiny_sam3_tracker(size: int):
+    """A tiny ``Sam3TrackerModel`` (SAM 3's ViT, 14-pixel patches) and its ``Sam3TrackerProcessor``."""
+    import transformers as tf
+
+    vit = dict(
+        model_type="sam3_vit_model",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=size,
+        patch_size=14,
+        window_size=4,
+        global_attn_indexes=[1],
+        pretrain_image_size=56,
+    )
+    tokens = size // 14
+    vision = tf.Sam3VisionConfig(backbone_config=vit, fpn_hidden_size=32, backbone_feature_sizes=[[4 * tokens] * 2, [2 * tokens] * 2, [tokens] * 2])
+    config = tf.Sam3TrackerConfig(
+        vision_config=vision,
+        prompt_encoder_config=dict(hidden_size=32, image_size=size, patch_size=14),
+        mask_decoder_config=dict(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
+    )
+    image_processor = tf.Sam3ImageProcessor(size={"height": size, "width": size})
+    return tf.Sam3TrackerModel(config).eval(), tf.Sam3TrackerProcessor(image_processor=image_processor, target_size=size)
+
+
+def build_tiny_model(kind: str = "image", size: int | None = None, seed: int = 0):
     """Build a tiny randomly initialised model and its processor.
 
     Args:
         kind: one of ``"image"`` (``Sam2Model``), ``"video"`` (``Sam2VideoModel``), ``"edgetam"``
-            (``EdgeTamModel``) or ``"edgetam-video"`` (``EdgeTamVideoModel``).
-        size: square input size of the model (multiple of 32).
+            (``EdgeTamModel``), ``"edgetam-video"`` (``EdgeTamVideoModel``) or ``"sam3-tracker"``
+            (``Sam3TrackerModel``).
+        size: square input size of the model: a multiple of 32 (default :data:`TINY_IMAGE_SIZE`), for SAM 3
+            a multiple of 56 (default :data:`TINY_SAM3_SIZE`).
         seed: torch seed used for the random initialisation, so two builds are identical.
 
     Returns:
-        ``(model, processor)``; the processor is a ``Sam2Processor`` for image models and a
-        ``Sam2VideoProcessor`` for video models.
+        ``(model, processor)``; the processor is a ``Sam2Processor`` for image models, a
+        ``Sam2VideoProcessor`` for video models and a ``Sam3TrackerProcessor`` for ``"sam3-tracker"``.
     """
     import torch
     import transformers as tf
 
     if kind not in _KINDS:
         raise ValueError(f"unknown tiny model kind {kind!r}; accepted: {', '.join(_KINDS)}")
-    if size % 32:
-        raise ValueError(f"size must be a multiple of 32, got {size}")
+    sam3 = kind.startswith("sam3")
+    if size is None:
+        size = TINY_SAM3_SIZE if sam3 else TINY_IMAGE_SIZE
+    step = 56 if sam3 else 32
+    if size % step:
+        raise ValueError(f"size must be a multiple of {step} for kind {kind!r}, got {size}")
     torch.manual_seed(seed)
+    if kind == "sam3-tracker":
+        return _tiny_sam3_tracker(size)
     image_processor = tf.Sam2ImageProcessor(
         size={"height": size, "width": size}, mask_size={"height": size // 4, "width": size // 4}
     )
@@ -137,7 +175,7 @@ def build_tiny_model(kind: str = "image", size: int = TINY_IMAGE_SIZE, seed: int
     return model, processor
 
 
-def save_tiny_model(directory: str | os.PathLike, kind: str = "image", size: int = TINY_IMAGE_SIZE, seed: int = 0) -> Path:
+def save_tiny_model(directory: str | os.PathLike, kind: str = "image", size: int | None = None, seed: int = 0) -> Path:
     """Build a tiny model (see :func:`build_tiny_model`) and ``save_pretrained`` it with its processor.
 
     Returns the directory, ready for ``pipeline(task, model=str(directory))``.

@@ -48,6 +48,12 @@ def tiny_edgetam_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_sam3_tracker_model_dir(tmp_path_factory):
+    """Directory holding a tiny ``Sam3TrackerModel`` + ``Sam3TrackerProcessor`` (112-pixel input)."""
+    return _saved(tmp_path_factory, "sam3-tracker")
+
+
+@pytest.fixture(scope="session")
 def tiny_edgetam_video_model_dir(tmp_path_factory):
     """Directory holding a tiny ``EdgeTamVideoModel`` + ``Sam2VideoProcessor``."""
     return _saved(tmp_path_factory, "edgetam-video")

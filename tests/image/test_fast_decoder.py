@@ -1,4 +1,5 @@
-"""The fast SAM 2 mask decoder computes the model's own decoder forward (up to float rounding)."""
+"""The fast SAM 2 mask decoder computes the model's own decoder forward (up to float rounding), for SAM 2,
+EdgeTAM and SAM 3 tracker models."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from sam2_pipelines import fast_decoder
 ATOL = 1e-5
 
 
-@pytest.fixture(scope="module", params=["sam2", "edgetam"])
-def model(request, tiny_image_model_dir, tiny_edgetam_model_dir):
-    directory = tiny_image_model_dir if request.param == "sam2" else tiny_edgetam_model_dir
+@pytest.fixture(scope="module", params=["sam2", "edgetam", "sam3-tracker"])
+def model(request, tiny_image_model_dir, tiny_edgetam_model_dir, tiny_sam3_tracker_model_dir):
+    directory = {"sam2": tiny_image_model_dir, "edgetam": tiny_edgetam_model_dir, "sam3-tracker": tiny_sam3_tracker_model_dir}[request.param]
     model = pipeline("mask-generation", model=directory).model
     assert fast_decoder.supports(model)
     return model
