@@ -20,6 +20,8 @@ VIDEO_MODEL_TYPES = {
     "sam2": "Sam2VideoModel",
     "edgetam_video": "EdgeTamVideoModel",
     "edgetam": "EdgeTamVideoModel",
+    "sam3_tracker_video": "Sam3TrackerVideoModel",
+    "sam3_tracker": "Sam3TrackerVideoModel",
 }
 
 #: What to do with an image-only checkpoint given to video-object-tracking (shared by every check of it).
@@ -29,7 +31,7 @@ VIDEO_CHECKPOINT_ADVICE = (
 )
 
 #: Config model types of image checkpoints (a video model built from one has no trained memory weights).
-IMAGE_MODEL_TYPES = ("sam2", "edgetam")
+IMAGE_MODEL_TYPES = ("sam2", "edgetam", "sam3_tracker")
 
 
 def is_image_model(model) -> bool:
@@ -43,7 +45,8 @@ def is_video_model(model) -> bool:
 
 
 class AutoModelForVideoObjectTracking:
-    """Loads the video model (``Sam2VideoModel`` or ``EdgeTamVideoModel``) that fits a checkpoint's config."""
+    """Loads the video model (``Sam2VideoModel``, ``EdgeTamVideoModel``, ``Sam3TrackerVideoModel``) that fits a
+    checkpoint's config."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

@@ -1,6 +1,6 @@
 """The one place that touches transformers' private SAM 2 video internals.
 
-Tracking sessions run transformers' ``Sam2VideoModel`` (and ``EdgeTamVideoModel``) step by step, as Meta's
+Tracking sessions run transformers' ``Sam2VideoModel`` (and ``EdgeTamVideoModel``, ``Sam3TrackerVideoModel``) step by step, as Meta's
 predictor runs its model: one object, one frame, with the memories the session chooses. transformers exposes
 that only through private methods and attributes of the model and of its ``Sam2VideoInferenceSession``. Every
 use of them is a function here, so that a transformers release that changes them breaks this module alone,
@@ -40,8 +40,8 @@ class LazyInferenceSession(Sam2VideoInferenceSession):
     """transformers' ``Sam2VideoInferenceSession`` whose frames are loaded on demand instead of stored.
 
     The model reads frames through ``get_frame`` and the frame count through ``num_frames``; both are
-    served by the owning :class:`~sam2_pipelines.session.TrackingSession`. EdgeTAM's session class is identical, so this one
-    serves both model families.
+    served by the owning :class:`~sam2_pipelines.session.TrackingSession`. EdgeTAM's and SAM 3 tracker's session classes
+    are generated from SAM 2's and identical (a test checks it), so this one serves every model family.
     """
 
     def __init__(self, load_frame, count_frames, **kwargs):

@@ -18,7 +18,7 @@ TINY_IMAGE_SIZE = 256
 #: Side length of the square model input of the tiny SAM 3 checkpoints (SAM 3's ViT has 14-pixel patches).
 TINY_SAM3_SIZE = 112
 
-_KINDS = ("image", "video", "edgetam", "edgetam-video", "sam3-tracker")
+_KINDS = ("image", "video", "edgetam", "edgetam-video", "sam3-tracker", "sam3-tracker-video")
 
 
 def _tiny_sam2_parts(size: int = TINY_IMAGE_SIZE) -> dict:
@@ -88,8 +88,8 @@ def _tiny_edgetam_parts(size: int = TINY_IMAGE_SIZE) -> dict:
     return dict(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
 
 
-def _tiny_sam3_tracker(size: int):
-    """A tiny ``Sam3TrackerModel`` (SAM 3's ViT, 14-pixel patches) and its ``Sam3TrackerProcessor``."""
+def _tiny_sam3_tracker(size: int, video: bool):
+    """A tiny ``Sam3TrackerModel`` / ``Sam3TrackerVideoModel`` (SAM 3's ViT, 14-pixel patches) and its processor."""
     import transformers as tf
 
     vit = dict(
@@ -105,14 +105,25 @@ def _tiny_sam3_tracker(size: int):
         pretrain_image_size=56,
     )
     tokens = size // 14
-    vision = tf.Sam3VisionConfig(backbone_config=vit, fpn_hidden_size=32, backbone_feature_sizes=[[4 * tokens] * 2, [2 * tokens] * 2, [tokens] * 2])
-    config = tf.Sam3TrackerConfig(
+    hidden = 128 if video else 32  # video: object pointers split into hidden // 64 > 1 memory tokens
+    vision = tf.Sam3VisionConfig(backbone_config=vit, fpn_hidden_size=hidden, backbone_feature_sizes=[[4 * tokens] * 2, [2 * tokens] * 2, [tokens] * 2])
+    parts = dict(
         vision_config=vision,
-        prompt_encoder_config=dict(hidden_size=32, image_size=size, patch_size=14),
-        mask_decoder_config=dict(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
+        prompt_encoder_config=dict(hidden_size=hidden, image_size=size, patch_size=14, mask_input_channels=4),
+        mask_decoder_config=dict(hidden_size=hidden, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
     )
     image_processor = tf.Sam3ImageProcessor(size={"height": size, "width": size})
-    return tf.Sam3TrackerModel(config).eval(), tf.Sam3TrackerProcessor(image_processor=image_processor, target_size=size)
+    if not video:
+        return tf.Sam3TrackerModel(tf.Sam3TrackerConfig(**parts)).eval(), tf.Sam3TrackerProcessor(image_processor=image_processor, target_size=size)
+    memory = _tiny_memory_kwargs(hidden, size)
+    memory["memory_attention_rope_feat_sizes"] = [tokens, tokens]
+    memory["memory_attention_feed_forward_hidden_size"] = memory.pop("memory_attention_mlp_hidden_size")
+    model = tf.Sam3TrackerVideoModel(tf.Sam3TrackerVideoConfig(**parts, image_size=size, **memory)).eval()
+    video_processor = tf.Sam2VideoVideoProcessor(
+        size={"height": size, "width": size}, image_mean=image_processor.image_mean, image_std=image_processor.image_std
+    )
+    processor = tf.Sam3TrackerVideoProcessor(image_processor=image_processor, video_processor=video_processor, target_size=size)
+    return model, processor
 
 
 def build_tiny_model(kind: str = "image", size: int | None = None, seed: int = 0):
@@ -120,15 +131,15 @@ def build_tiny_model(kind: str = "image", size: int | None = None, seed: int = 0
 
     Args:
         kind: one of ``"image"`` (``Sam2Model``), ``"video"`` (``Sam2VideoModel``), ``"edgetam"``
-            (``EdgeTamModel``), ``"edgetam-video"`` (``EdgeTamVideoModel``) or ``"sam3-tracker"``
-            (``Sam3TrackerModel``).
+            (``EdgeTamModel``), ``"edgetam-video"`` (``EdgeTamVideoModel``), ``"sam3-tracker"``
+            (``Sam3TrackerModel``) or ``"sam3-tracker-video"`` (``Sam3TrackerVideoModel``).
         size: square input size of the model: a multiple of 32 (default :data:`TINY_IMAGE_SIZE`), for SAM 3
             a multiple of 56 (default :data:`TINY_SAM3_SIZE`).
         seed: torch seed used for the random initialisation, so two builds are identical.
 
     Returns:
         ``(model, processor)``; the processor is a ``Sam2Processor`` for image models, a
-        ``Sam2VideoProcessor`` for video models and a ``Sam3TrackerProcessor`` for ``"sam3-tracker"``.
+        ``Sam2VideoProcessor`` for video models, and their SAM 3 tracker counterparts for the SAM 3 kinds.
     """
     import torch
     import transformers as tf
@@ -142,8 +153,8 @@ def build_tiny_model(kind: str = "image", size: int | None = None, seed: int = 0
     if size % step:
         raise ValueError(f"size must be a multiple of {step} for kind {kind!r}, got {size}")
     torch.manual_seed(seed)
-    if kind == "sam3-tracker":
-        return _tiny_sam3_tracker(size)
+    if sam3:
+        return _tiny_sam3_tracker(size, video=kind.endswith("video"))
     image_processor = tf.Sam2ImageProcessor(
         size={"height": size, "width": size}, mask_size={"height": size // 4, "width": size // 4}
     )
@@ -241,7 +252,7 @@ def save_tiny_video_model(
     max_object_pointers: int = 16,
     visible_bias: float = 0.0,
     seed: int = 0,
-    size: int = TINY_IMAGE_SIZE,
+    size: int | None = None,
 ) -> Path:
     """Save a tiny video model (``"video"`` or ``"edgetam-video"``) with chosen memory windows.
 
@@ -251,14 +262,14 @@ def save_tiny_video_model(
         visible_bias: added to the bias of the object-score head; a positive value makes the random model
             report objects as visible, so its masks are not blanked out.
         seed: torch seed of the random initialisation.
-        size: square input size of the model (multiple of 32; smaller is faster).
+        size: square input size of the model (as :func:`build_tiny_model`; smaller is faster).
 
     Short windows let a few-frame video exercise what happens to memories that fall out of them.
     """
     import torch
 
-    if kind not in ("video", "edgetam-video"):
-        raise ValueError(f"kind must be 'video' or 'edgetam-video', got {kind!r}")
+    if kind not in ("video", "edgetam-video", "sam3-tracker-video"):
+        raise ValueError(f"kind must be 'video', 'edgetam-video' or 'sam3-tracker-video', got {kind!r}")
     model, processor = build_tiny_model(kind, size=size, seed=seed)
     config = model.config
     config.num_maskmem = num_maskmem

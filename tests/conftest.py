@@ -54,6 +54,14 @@ def tiny_sam3_tracker_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_sam3_tracker_video_model_dir(tmp_path_factory):
+    """Directory holding a tiny ``Sam3TrackerVideoModel`` + ``Sam3TrackerVideoProcessor`` (112-pixel input) whose
+    objects are reported visible."""
+    directory = tmp_path_factory.mktemp("tiny-sam3-tracker-video")
+    return str(testing.save_tiny_video_model(directory, kind="sam3-tracker-video", visible_bias=2.0))
+
+
+@pytest.fixture(scope="session")
 def tiny_edgetam_video_model_dir(tmp_path_factory):
     """Directory holding a tiny ``EdgeTamVideoModel`` + ``Sam2VideoProcessor``."""
     return _saved(tmp_path_factory, "edgetam-video")

@@ -59,9 +59,11 @@ def test_unhandled_models_keep_the_builtin_pipeline(tiny_image_model_dir):
     assert type(generator) is Builtin
 
 
-def test_image_checkpoint_is_refused_by_video_tracking(tiny_image_model_dir):
+@pytest.mark.parametrize("which", ["sam2", "sam3-tracker"])
+def test_image_checkpoint_is_refused_by_video_tracking(which, tiny_image_model_dir, tiny_sam3_tracker_model_dir):
     """An image-only checkpoint has no memory weights: refused at creation with what to use instead."""
     from transformers import pipeline
 
+    directory = tiny_image_model_dir if which == "sam2" else tiny_sam3_tracker_model_dir
     with pytest.raises(ValueError, match="image-only checkpoint.*mask-generation.*--kind video"):
-        pipeline("video-object-tracking", model=tiny_image_model_dir)
+        pipeline("video-object-tracking", model=directory)

@@ -34,11 +34,11 @@ def test_pyproject_states_the_supported_range():
 
 
 @pytest.fixture(scope="module")
-def owners(tiny_video_model_dir, tiny_edgetam_video_model_dir):
+def owners(tiny_video_model_dir, tiny_edgetam_video_model_dir, tiny_sam3_tracker_video_model_dir):
     from transformers import pipeline
 
     owners = []
-    for directory in (tiny_video_model_dir, tiny_edgetam_video_model_dir):
+    for directory in (tiny_video_model_dir, tiny_edgetam_video_model_dir, tiny_sam3_tracker_video_model_dir):
         tracker = pipeline("video-object-tracking", model=directory)
         session = tracker.session()
         owners.append({"model": tracker.model, "session": session._state})
@@ -69,7 +69,21 @@ def test_private_methods_take_the_arguments_passed(owners):
             accepted = set(inspect.signature(getattr(model, name)).parameters)
             assert parameters <= accepted, f"{type(model).__name__}.{name} no longer takes {sorted(parameters - accepted)}"
     kinds = {type(o["model"]).__name__: model_internals.encodes_memory_inline(o["model"]) for o in owners}
-    assert kinds == {"Sam2VideoModel": False, "EdgeTamVideoModel": True}
+    assert kinds == {"Sam2VideoModel": False, "EdgeTamVideoModel": True, "Sam3TrackerVideoModel": False}
+
+
+def test_the_lazy_session_has_every_family_session_attribute(owners):
+    """LazyInferenceSession extends SAM 2's session class; EdgeTAM's and SAM 3 tracker's session classes must
+    hold nothing more (transformers generates them from SAM 2's), or their models would miss it."""
+    import sys
+
+    for owner in owners:
+        module = sys.modules[type(owner["model"]).__module__]
+        family = next(getattr(module, name) for name in dir(module) if name.endswith("VideoInferenceSession"))
+        own = {name for name in vars(family) if not name.startswith("__")}
+        assert own <= set(dir(owner["session"])), f"{family.__name__} has {sorted(own - set(dir(owner['session'])))}"
+        init = set(inspect.signature(family.__init__).parameters)
+        assert init == set(inspect.signature(type(owner["session"]).__mro__[1].__init__).parameters), family.__name__
 
 
 def test_only_the_adapter_touches_private_internals():
