@@ -21,7 +21,7 @@ from transformers import Pipeline
 from transformers.pipelines.mask_generation import MaskGenerationPipeline as BuiltinMaskGenerationPipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
-from . import amg, automatic_masks, prompted_masks
+from . import amg, automatic_masks, prompted_masks, text_masks
 from .automatic_masks import AutomaticMaskGenerator, MaskData
 from .image_model import ImageModel
 from .images import load_rgb
@@ -30,8 +30,11 @@ from .mask_options import (
     AMG_DEFAULTS,
     PROMPT_KEYS,
     PROMPTED_OPTIONS,
+    TEXT_ONLY_OPTIONS,
+    TEXT_OPTIONS,
     prompted_options,
     resolve_options,
+    text_options,
     translate_builtin_keywords,
     validate_options,
 )
@@ -54,7 +57,7 @@ class _DatasetRows(torch.utils.data.Dataset):
 
 
 def _dataset_rows(inputs):
-    """A ``datasets.Dataset`` -> its rows as input dicts (``image`` + prompt columns); anything else unchanged."""
+    """A ``datasets.Dataset`` -> its rows as input dicts (``image`` + prompt / ``text`` columns); anything else unchanged."""
     columns = getattr(inputs, "column_names", None)
     if not isinstance(columns, list) or not hasattr(inputs, "features"):
         return inputs
@@ -63,7 +66,7 @@ def _dataset_rows(inputs):
             f"a datasets.Dataset given to mask-generation needs an 'image' column (got columns {columns}); or pass "
             "KeyDataset(dataset, 'your_column')"
         )
-    return _DatasetRows(inputs, ["image"] + [key for key in PROMPT_KEYS if key in columns])
+    return _DatasetRows(inputs, ["image"] + [key for key in (*PROMPT_KEYS, "text") if key in columns])
 
 
 def _as_list(items):
@@ -96,15 +99,15 @@ class MaskGenerationPipeline(Pipeline):
 
     def __new__(cls, *args, **kwargs):
         model = kwargs.get("model", args[0] if args else None)
-        if cls is MaskGenerationPipeline and model is not None and not is_image_model(model):
+        if cls is MaskGenerationPipeline and model is not None and not (is_image_model(model) or text_masks.is_text_model(model)):
             return BuiltinMaskGenerationPipeline(*args, **kwargs)
         return super().__new__(cls)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         image_processor = getattr(self.processor, "image_processor", None) or self.image_processor
-        #: the model behind one interface (geometry, encoder, decoder)
-        self.image_model = ImageModel(self.model, image_processor, self.device)
+        #: the model behind one interface (geometry, encoder, decoder); None for SAM 3's text model
+        self.image_model = None if text_masks.is_text_model(self.model) else ImageModel(self.model, image_processor, self.device)
 
     # ------------------------------------------------------------------ calling
     def __call__(self, inputs, **kwargs):
@@ -118,7 +121,10 @@ class MaskGenerationPipeline(Pipeline):
                 ``(objects, points, 2)`` pixels, ``labels`` ``(objects, points)``, ``boxes`` ``(objects, 4)``
                 XYXY pixels, ``masks`` ``(objects, h, w)`` low-resolution logits. For a list of images: a
                 list with one such entry per image.
-            **kwargs: options (see :data:`AMG_DEFAULTS`), ``batch_size``, ``num_workers``.
+            text: with a SAM 3 ``Sam3Model``: a concept (``"red car"``) or a list of concepts; every instance
+                of each is segmented (records with ``score`` and ``concept``). The same for every image of a list.
+            **kwargs: options (see :data:`AMG_DEFAULTS`; with text :class:`~sam2_pipelines.mask_options.TextOptions`),
+                ``batch_size``, ``num_workers``.
         """
         kwargs = translate_builtin_keywords(kwargs)
         if "batch_size" in kwargs:
@@ -130,6 +136,22 @@ class MaskGenerationPipeline(Pipeline):
         prompts = {key: value for key, value in prompts.items() if value is not None}
         if isinstance(inputs, tuple):
             inputs = list(inputs)
+        text = kwargs.pop("text", None)
+        if text is not None:
+            if prompts:
+                raise ValueError(
+                    f"text and {', '.join(prompts)} cannot be combined in one call: text finds every instance of a "
+                    "concept (Sam3Model); clicks and boxes segment one object each (Sam3TrackerModel or SAM 2 models)"
+                )
+            extra = sorted(set(kwargs) - set(TEXT_OPTIONS) - {"batch_size", "num_workers"})
+            if extra and not set(extra) - set(AMG_DEFAULTS):
+                raise ValueError(f"option(s) {', '.join(extra)} do not apply to text prompts; accepted: {', '.join(TEXT_OPTIONS)}")
+            if isinstance(inputs, list):
+                inputs = [self._with_prompts(image, {"text": text}) for image in inputs]
+            elif not (isinstance(inputs, (str, np.ndarray, torch.Tensor)) or hasattr(inputs, "convert")):
+                raise ValueError("text given as a keyword needs a single image or a list of images; for generators and datasets yield dicts {'image': ..., 'text': ...}")
+            else:
+                inputs = self._with_prompts(inputs, {"text": text})
         if prompts:
             extra = sorted(set(kwargs) - set(PROMPTED_OPTIONS) - {"batch_size", "num_workers"})
             if extra and not set(extra) - set(AMG_DEFAULTS):
@@ -185,15 +207,32 @@ class MaskGenerationPipeline(Pipeline):
     # ------------------------------------------------------------------ preprocess
     def preprocess(self, inputs, **options):
         """Load the image, validate its prompts and lay out its crops (no model work here)."""
+        text = None
         if isinstance(inputs, dict):
-            unknown = sorted(set(inputs) - {"image", *PROMPT_KEYS})
+            unknown = sorted(set(inputs) - {"image", "text", *PROMPT_KEYS})
             if unknown or "image" not in inputs:
                 raise ValueError(
-                    f"an input dict needs 'image' and may hold {', '.join(PROMPT_KEYS)}; got keys {sorted(inputs)}"
+                    f"an input dict needs 'image' and may hold {', '.join(PROMPT_KEYS)} or text; got keys {sorted(inputs)}"
                 )
-            image, prompts = inputs["image"], {k: inputs.get(k) for k in PROMPT_KEYS}
+            image, prompts, text = inputs["image"], {k: inputs.get(k) for k in PROMPT_KEYS}, inputs.get("text")
         else:
             image, prompts = inputs, {k: None for k in PROMPT_KEYS}
+        name = type(self.model).__name__
+        if text is not None:
+            concepts = text_masks.check_concepts(text)
+            if not text_masks.is_text_model(self.model):
+                raise ValueError(f"text prompts need SAM 3's text model (Sam3Model, e.g. 'facebook/sam3'); this pipeline runs {name}")
+            if any(value is not None for value in prompts.values()):
+                raise ValueError("an input holds both text and point/box/mask prompts; give one kind per image")
+            return {"image": load_rgb(image, timeout=options.get("timeout")), "text": concepts}
+        if text_masks.is_text_model(self.model):
+            raise ValueError(
+                f"{name} segments what a text prompt names: give text='a concept' (or a list of concepts); for clicks, "
+                "boxes and automatic masks use SAM 3's tracker (Sam3TrackerModel) or a SAM 2 model"
+            )
+        given_text_options = sorted(set(options) & set(TEXT_ONLY_OPTIONS))
+        if given_text_options:
+            raise ValueError(f"{', '.join(given_text_options)} applies to text prompts (SAM 3's Sam3Model) only")
         image = load_rgb(image, timeout=options.get("timeout"))
         height, width = image.shape[:2]
         if any(value is not None for value in prompts.values()):
@@ -218,11 +257,17 @@ class MaskGenerationPipeline(Pipeline):
         """
         single = isinstance(model_inputs, dict)
         items = [model_inputs] if single else list(model_inputs)
-        automatic = [item["prompts"] is None for item in items]
+        outputs = [[] for _ in items]
+        for i, item in enumerate(items):
+            if "text" in item:
+                opts = text_options(options)
+                outputs[i] = text_masks.segment_concepts(
+                    self.model, self.processor, item["image"], item["text"], opts.score_threshold, opts.mask_threshold, opts.output_mode
+                )
+        automatic = [item.get("prompts") is None and "text" not in item for item in items]
         generator = AutomaticMaskGenerator(self.image_model, resolve_options(options)) if any(automatic) else None
         prompted = prompted_options(options)
-        tasks = [(i, c) for i, item in enumerate(items) for c in range(len(item["crop_boxes"]))]
-        outputs = [[] for _ in items]
+        tasks = [(i, c) for i, item in enumerate(items) if "text" not in item for c in range(len(item["crop_boxes"]))]
         progress = None
         if generator is not None and generator.options.progress:
             from tqdm.auto import tqdm
@@ -271,13 +316,16 @@ class MaskGenerationPipeline(Pipeline):
         """
         from .image_session import ImageSession, open_sessions
 
+        if self.image_model is None:
+            raise ValueError(f"image sessions take clicks and boxes; {type(self.model).__name__} takes text: call the pipeline with text=...")
+
         if isinstance(image, (list, tuple)):
             return open_sessions(self, list(image), batch_size=batch_size)
         return ImageSession(self, image)
 
     # ------------------------------------------------------------------ postprocess
     def postprocess(self, model_outputs, **options):
-        """Build Meta-style records (automatic mode) or return the prompted arrays as they are."""
+        """Build Meta-style records (automatic mode) or return the prompted arrays / text records as they are."""
         if not isinstance(model_outputs, MaskData):
             return model_outputs
         keys = ("output_mode", "output_rle_mask", "output_bboxes_mask")

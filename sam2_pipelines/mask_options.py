@@ -60,11 +60,26 @@ class AmgOptions:
     layer_grids: tuple = ()
 
 
+@dataclasses.dataclass(frozen=True)
+class TextOptions:
+    """What text prompts (SAM 3) read: the score an instance needs, where mask logits become pixels (0.0:
+    probability 0.5, SAM 3's default), the record format and the URL timeout."""
+
+    score_threshold: float = 0.5
+    mask_threshold: float = 0.0
+    output_mode: OutputMode = "binary_mask"
+    timeout: float | None = None
+
+
 #: Options of automatic mode and their defaults, by name (what users may give; ``layer_grids`` is derived).
 AMG_DEFAULTS = {field.name: field.default for field in dataclasses.fields(AmgOptions) if field.name != "layer_grids"}
 
 #: Options that also apply in prompted mode.
 PROMPTED_OPTIONS = tuple(field.name for field in dataclasses.fields(PromptedOptions))
+
+#: Options of text prompts (SAM 3), and the one of them automatic mode does not have.
+TEXT_OPTIONS = tuple(field.name for field in dataclasses.fields(TextOptions))
+TEXT_ONLY_OPTIONS = tuple(name for name in TEXT_OPTIONS if name not in AMG_DEFAULTS)
 
 #: Keywords of transformers' built-in mask-generation pipeline and the option each one is here, so code
 #: written for the built-in keeps working after ``import sam2_pipelines``.
@@ -84,11 +99,12 @@ def translate_builtin_keywords(options: dict) -> dict:
 
 def validate_options(options: dict) -> dict:
     """Check the option values given by a user (only those given) and return them; raise ValueError otherwise."""
-    unknown = sorted(set(options) - set(AMG_DEFAULTS))
+    unknown = sorted(set(options) - set(AMG_DEFAULTS) - set(TEXT_ONLY_OPTIONS))
     if unknown:
         raise ValueError(
             f"unknown keyword argument(s) {', '.join(unknown)} for mask-generation. Accepted: prompts "
-            f"{', '.join(PROMPT_KEYS)}; options {', '.join(AMG_DEFAULTS)}; and the pipeline's batch_size, num_workers"
+            f"{', '.join(PROMPT_KEYS)}, text; options {', '.join(AMG_DEFAULTS)}; with text also "
+            f"{', '.join(TEXT_ONLY_OPTIONS)}; and the pipeline's batch_size, num_workers"
         )
 
     def need(name, ok, accepted):
@@ -100,7 +116,7 @@ def validate_options(options: dict) -> dict:
     for name in ("stability_score_offset", "mask_threshold", "min_mask_region_area"):
         need(name, is_real, "a finite number")
     need("min_mask_region_area", lambda v: v >= 0, "a number >= 0 (an area in original-image pixels)")
-    for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "crop_nms_thresh"):
+    for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "crop_nms_thresh", "score_threshold"):
         need(name, lambda v: is_real(v) and 0 <= v <= 1, "a number in [0, 1]")
     need("crop_n_layers", lambda v: is_int(v) and v >= 0, "an int >= 0")
     need("crop_overlap_ratio", lambda v: is_real(v) and 0 <= v < 1, "a number in [0, 1)")
@@ -149,3 +165,8 @@ def resolve_options(given: dict) -> AmgOptions:
 def prompted_options(given: dict) -> PromptedOptions:
     """The options prompted mode reads, defaults filled in (automatic-mode options given too are not read)."""
     return PromptedOptions(**{name: given[name] for name in PROMPTED_OPTIONS if name in given})
+
+
+def text_options(given: dict) -> TextOptions:
+    """The options text prompts read, defaults filled in."""
+    return TextOptions(**{name: given[name] for name in TEXT_OPTIONS if name in given})

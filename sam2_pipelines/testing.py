@@ -18,7 +18,10 @@ TINY_IMAGE_SIZE = 256
 #: Side length of the square model input of the tiny SAM 3 checkpoints (SAM 3's ViT has 14-pixel patches).
 TINY_SAM3_SIZE = 112
 
-_KINDS = ("image", "video", "edgetam", "edgetam-video", "sam3-tracker", "sam3-tracker-video")
+_KINDS = ("image", "video", "edgetam", "edgetam-video", "sam3-tracker", "sam3-tracker-video", "sam3")
+
+#: Words the tiny SAM 3 tokenizer knows (each one token); other text is spelt out letter by letter.
+TINY_SAM3_WORDS = ("red", "car", "truck", "person", "dog", "cat", "a", "the")
 
 
 def _tiny_sam2_parts(size: int = TINY_IMAGE_SIZE) -> dict:
@@ -126,13 +129,70 @@ def _tiny_sam3_tracker(size: int, video: bool):
     return model, processor
 
 
+def _tiny_clip_tokenizer():
+    """A CLIP tokenizer over a handful of words (:data:`TINY_SAM3_WORDS`), written and read back locally."""
+    import json
+    import tempfile
+
+    import transformers as tf
+
+    letters = sorted(set("".join(TINY_SAM3_WORDS)) | set("abcdefghijklmnopqrstuvwxyz"))
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for piece in letters + [letter + "</w>" for letter in letters]:
+        vocab[piece] = len(vocab)
+    merges = []
+    for word in TINY_SAM3_WORDS:
+        parts = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(parts) > 1:
+            merged = parts[0] + parts[1]
+            if f"{parts[0]} {parts[1]}" not in merges:
+                merges.append(f"{parts[0]} {parts[1]}")
+            vocab.setdefault(merged, len(vocab))
+            parts = [merged] + parts[2:]
+    with tempfile.TemporaryDirectory() as folder:
+        with open(f"{folder}/vocab.json", "w") as file:
+            json.dump(vocab, file)
+        with open(f"{folder}/merges.txt", "w") as file:
+            file.write("#version: 0.2\n" + "\n".join(merges) + "\n")
+        return tf.CLIPTokenizer(f"{folder}/vocab.json", f"{folder}/merges.txt", model_max_length=32)
+
+
+def _tiny_sam3(size: int):
+    """A tiny ``Sam3Model`` (text prompts: CLIP text encoder, DETR detector, mask head) and its ``Sam3Processor``."""
+    import transformers as tf
+
+    tokens, hidden = size // 14, 32
+    vit = dict(
+        model_type="sam3_vit_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        image_size=size, patch_size=14, window_size=4, global_attn_indexes=[1], pretrain_image_size=56,
+    )
+    vision = dict(backbone_config=vit, fpn_hidden_size=hidden, backbone_feature_sizes=[[4 * tokens] * 2, [2 * tokens] * 2, [tokens] * 2])
+    tokenizer = _tiny_clip_tokenizer()
+    text = dict(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, projection_dim=32, num_hidden_layers=1,
+        num_attention_heads=2, max_position_embeddings=32, bos_token_id=0, eos_token_id=1, pad_token_id=1,
+    )
+    small = dict(hidden_size=hidden, num_layers=1, num_attention_heads=2, intermediate_size=64)
+    config = tf.Sam3Config(
+        vision_config=vision,
+        text_config=text,
+        geometry_encoder_config=dict(small),
+        detr_encoder_config=dict(small),
+        detr_decoder_config=dict(small, num_queries=20),
+        mask_decoder_config=dict(hidden_size=hidden, num_attention_heads=2, num_upsampling_stages=3),
+    )
+    image_processor = tf.Sam3ImageProcessor(size={"height": size, "width": size})
+    return tf.Sam3Model(config).eval(), tf.Sam3Processor(image_processor=image_processor, tokenizer=tokenizer, target_size=size)
+
+
 def build_tiny_model(kind: str = "image", size: int | None = None, seed: int = 0):
     """Build a tiny randomly initialised model and its processor.
 
     Args:
         kind: one of ``"image"`` (``Sam2Model``), ``"video"`` (``Sam2VideoModel``), ``"edgetam"``
             (``EdgeTamModel``), ``"edgetam-video"`` (``EdgeTamVideoModel``), ``"sam3-tracker"``
-            (``Sam3TrackerModel``) or ``"sam3-tracker-video"`` (``Sam3TrackerVideoModel``).
+            (``Sam3TrackerModel``), ``"sam3-tracker-video"`` (``Sam3TrackerVideoModel``) or ``"sam3"``
+            (``Sam3Model``, text prompts; its tokenizer knows only :data:`TINY_SAM3_WORDS` as words).
         size: square input size of the model: a multiple of 32 (default :data:`TINY_IMAGE_SIZE`), for SAM 3
             a multiple of 56 (default :data:`TINY_SAM3_SIZE`).
         seed: torch seed used for the random initialisation, so two builds are identical.
@@ -153,6 +213,8 @@ def build_tiny_model(kind: str = "image", size: int | None = None, seed: int = 0
     if size % step:
         raise ValueError(f"size must be a multiple of {step} for kind {kind!r}, got {size}")
     torch.manual_seed(seed)
+    if kind == "sam3":
+        return _tiny_sam3(size)
     if sam3:
         return _tiny_sam3_tracker(size, video=kind.endswith("video"))
     image_processor = tf.Sam2ImageProcessor(

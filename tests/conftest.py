@@ -54,6 +54,12 @@ def tiny_sam3_tracker_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_sam3_model_dir(tmp_path_factory):
+    """Directory holding a tiny ``Sam3Model`` (text prompts) + ``Sam3Processor`` (112-pixel input)."""
+    return _saved(tmp_path_factory, "sam3")
+
+
+@pytest.fixture(scope="session")
 def tiny_sam3_tracker_video_model_dir(tmp_path_factory):
     """Directory holding a tiny ``Sam3TrackerVideoModel`` + ``Sam3TrackerVideoProcessor`` (112-pixel input) whose
     objects are reported visible."""

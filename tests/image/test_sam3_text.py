@@ -1,0 +1,94 @@
+"""Text prompts with SAM 3 (``Sam3Model``) in ``mask-generation``: every instance of a concept, as records, equal
+to what transformers' own SAM 3 API returns (processor, model, ``post_process_instance_segmentation``) on the
+same weights; and the errors for text given where it does not apply."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import pipeline
+
+from sam2_pipelines.masks import decode_rle
+from sam2_pipelines.mask_generation import MaskGenerationPipeline
+
+
+@pytest.fixture(scope="module")
+def segmenter(tiny_sam3_model_dir):
+    segmenter = pipeline("mask-generation", model=tiny_sam3_model_dir)
+    assert isinstance(segmenter, MaskGenerationPipeline) and type(segmenter.model).__name__ == "Sam3Model"
+    return segmenter
+
+
+def transformers_instances(segmenter, image, concept, threshold):
+    processor, model = segmenter.processor, segmenter.model
+    inputs = processor(images=Image.fromarray(image), text=concept, return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    return processor.post_process_instance_segmentation(outputs, threshold=threshold, mask_threshold=0.5, target_sizes=inputs["original_sizes"].tolist())[0]
+
+
+def test_instances_equal_transformers_sam3(segmenter, image):
+    everything = transformers_instances(segmenter, image, "red car", 0.0)
+    threshold = float(everything["scores"].median())  # some instances pass, some do not: the filter is exercised
+    theirs = transformers_instances(segmenter, image, "red car", threshold)
+    assert 0 < len(theirs["scores"]) < len(everything["scores"])
+    ours = segmenter(image, text="red car", score_threshold=threshold)
+    records = ours["records"]
+    assert len(records) == len(theirs["scores"])
+    np.testing.assert_allclose(ours["scores"], theirs["scores"].numpy(), rtol=0, atol=1e-6)
+    masks = theirs["masks"].bool().numpy()
+    assert any(0.0 < m.mean() < 1.0 for m in masks)
+    for record, mask in zip(records, masks):
+        assert record["concept"] == "red car"
+        np.testing.assert_array_equal(record["segmentation"], mask)
+        assert record["area"] == int(mask.sum())
+        if mask.any():
+            ys, xs = np.nonzero(mask)
+            assert record["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()]
+
+
+def test_concept_lists_output_modes_and_batches(segmenter, image):
+    both = segmenter(image, text=["red car", "dog"], score_threshold=0.0)
+    car = segmenter(image, text="red car", score_threshold=0.0)
+    dog = segmenter(image, text="dog", score_threshold=0.0)
+    assert [r["concept"] for r in both["records"]] == ["red car"] * len(car["records"]) + ["dog"] * len(dog["records"])
+    np.testing.assert_array_equal(both["scores"], np.concatenate([car["scores"], dog["scores"]]))
+    assert not np.array_equal(car["scores"], dog["scores"])  # the text reaches the model
+    rle = segmenter(image, text="dog", score_threshold=0.0, output_mode="coco_rle")
+    for record, plain in zip(rle["records"], dog["records"]):
+        np.testing.assert_array_equal(decode_rle(record["segmentation"]), plain["segmentation"])
+    flipped = image[::-1].copy()
+    batch = segmenter([image, flipped], text="dog", score_threshold=0.0, batch_size=2)
+    np.testing.assert_array_equal(batch[0]["scores"], dog["scores"])
+    np.testing.assert_array_equal(batch[1]["scores"], segmenter(flipped, text="dog", score_threshold=0.0)["scores"])
+
+
+def test_text_where_it_does_not_apply(segmenter, mask_generator, image):
+    with pytest.raises(ValueError, match="text prompts need SAM 3's text model"):
+        mask_generator(image, text="dog")
+    with pytest.raises(ValueError, match="score_threshold applies to text prompts"):
+        mask_generator(image, score_threshold=0.5)
+    with pytest.raises(ValueError, match="segments what a text prompt names"):
+        segmenter(image)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        segmenter(image, text="dog", points=[[[10, 10]]], labels=[[1]])
+    with pytest.raises(ValueError, match="do not apply to text prompts"):
+        segmenter(image, text="dog", points_per_side=4)
+    with pytest.raises(ValueError, match="score_threshold must be a number in"):
+        segmenter(image, text="dog", score_threshold=2)
+    for bad in ("", [], ["dog", ""], 3):
+        with pytest.raises(ValueError, match="text must be a non-empty string"):
+            segmenter(image, text=bad)
+    with pytest.raises(ValueError, match="takes text"):
+        segmenter.session(image)
+
+
+def test_model_and_processor_instances(tiny_sam3_model_dir, segmenter, image):
+    """The documented way to load SAM 3 from a checkpoint holding the whole family: the classes, then the pipeline."""
+    from transformers import Sam3Model, Sam3Processor
+
+    loaded = pipeline("mask-generation", model=Sam3Model.from_pretrained(tiny_sam3_model_dir), processor=Sam3Processor.from_pretrained(tiny_sam3_model_dir))
+    assert isinstance(loaded, MaskGenerationPipeline)
+    np.testing.assert_array_equal(loaded(image, text="cat", score_threshold=0.0)["scores"], segmenter(image, text="cat", score_threshold=0.0)["scores"])
