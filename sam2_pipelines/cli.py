@@ -7,7 +7,8 @@ Usage::
     sam2-pipelines convert sam2.1_hiera_tiny.pt sam2.1-hiera-tiny/
     sam2-pipelines serve --model sam2.1_hiera_tiny.pt
 
-``generate-masks`` writes, per image, ``<stem>.json`` (COCO RLE records) and ``<stem>_overlay.png``.
+``generate-masks`` writes, per image, ``<stem>.json`` (COCO RLE records) and ``<stem>_overlay.png``; with
+``--text CONCEPT`` (SAM 3's ``Sam3Model``) the records are the instances of the concept.
 ``track`` writes ``masks/<frame>.png`` (palette PNGs, pixel value = object id), ``overlay.mp4`` and
 ``tracks.json`` (per-frame object ids, COCO RLE masks and scores). ``serve`` serves the Gradio demo.
 Every model-running subcommand accepts
@@ -27,7 +28,8 @@ from pathlib import Path
 
 from .frame_pixels import DEFAULT_FRAME_RESIZE
 from .loading import DEFAULT_MODEL
-from .mask_options import AMG_DEFAULTS
+from .mask_options import AMG_DEFAULTS, TextOptions
+from .text_masks import is_text_model
 from .validation import DIRECTIONS, FRAME_RESIZES
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -199,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
             gen.add_argument(flag, action="store_true", help=text)
         else:
             gen.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default:g})")
+    gen.add_argument("--text", action="append", default=None, metavar="CONCEPT",
+                     help="segment every instance of CONCEPT instead of everything (SAM 3's Sam3Model); repeat for several concepts")
+    gen.add_argument("--score-threshold", type=_unit_float, default=None,
+                     help=f"with --text: minimum detection score of an instance (default: {TextOptions.score_threshold:g})")
 
     track = commands.add_parser("track", parents=[common], help="track prompted objects through a video (palette PNGs + overlay mp4 + JSON)",
                                 description="Video object tracking. --frame and --obj set the frame and object that the following "
@@ -301,6 +307,13 @@ def generate_masks(args) -> int:
     from .images import read_image_file
     from .visualize import overlay_records
 
+    if args.text:
+        automatic = [f"--{name.replace('_', '-')}" for name in AMG_ARGUMENTS if name != "mask_threshold" and getattr(args, name) != AMG_DEFAULTS[name]]
+        if automatic:
+            raise UsageError(f"{', '.join(automatic)} set automatic mask generation, which --text replaces; give one or the other")
+    elif args.score_threshold is not None:
+        raise UsageError("--score-threshold applies with --text only")
+    args.score_threshold = TextOptions.score_threshold if args.score_threshold is None else args.score_threshold
     paths = [Path(p) for p in args.images]
     images = {}
     for path in paths:
@@ -310,12 +323,18 @@ def generate_masks(args) -> int:
     names = output_names(paths)
     _check_out_dir(args.out)
     generator = load_pipeline("mask-generation", args.model, args.device, args.dtype, args.progress)
+    if args.text and not is_text_model(generator.model):
+        raise CommandError(f"--text needs SAM 3's text model (Sam3Model); {args.model} is a {type(generator.model).__name__}")
     args.out.mkdir(parents=True, exist_ok=True)
     options = {name: getattr(args, name) for name in AMG_ARGUMENTS}
     options["output_mode"] = "coco_rle"
+    keywords = {"progress": args.progress}
+    if args.text:
+        options = {"text": args.text, "score_threshold": args.score_threshold, "mask_threshold": args.mask_threshold, "output_mode": "coco_rle"}
+        keywords = {"text": args.text}
     for path in _tqdm(paths, args.progress and len(paths) > 1, desc="images", unit="image"):
         image = images.pop(path)
-        output = generator(image, progress=args.progress, **options)
+        output = generator(image, **keywords, **{k: v for k, v in options.items() if k != "text"})
         records = output["records"]
         document = {
             "image": {"file_name": path.name, "height": image.shape[0], "width": image.shape[1]},

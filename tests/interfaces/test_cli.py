@@ -145,6 +145,33 @@ def test_generate_masks_writes_coco_rle_and_overlay(tiny_image_model_dir, mask_g
         assert np.array_equal(overlay, overlay_records(array, expected))
 
 
+def test_generate_masks_with_text(tiny_sam3_model_dir, tiny_image_model_dir, tmp_path, capsys):
+    """--text segments every instance of the concepts with a Sam3Model; the JSON holds the pipeline's records."""
+    from transformers import pipeline
+
+    array = testing.synthetic_image()
+    path = tmp_path / "photo.png"
+    Image.fromarray(array).save(path)
+    out = tmp_path / "out"
+    argv = ["generate-masks", str(path), "--out", str(out), "--device", "cpu", "--no-progress", "--text", "red car", "--text", "dog"]
+    assert cli.main([*argv, "--model", tiny_sam3_model_dir, "--score-threshold", "0.25"]) == 0
+    document = json.loads((out / "photo.json").read_text())
+    expected = pipeline("mask-generation", model=tiny_sam3_model_dir)(array, text=["red car", "dog"], score_threshold=0.25, output_mode="coco_rle")["records"]
+    assert 0 < len(document["annotations"]) == len(expected)
+    assert {a["concept"] for a in document["annotations"]} == {r["concept"] for r in expected}
+    for annotation, record in zip(document["annotations"], expected):
+        assert annotation["concept"] == record["concept"] and annotation["score"] == pytest.approx(record["score"], abs=1e-6)
+        assert np.array_equal(decode_rle(annotation["segmentation"]), decode_rle(record["segmentation"]))
+    capsys.readouterr()
+    other = tmp_path / "other"
+    assert cli.main([*argv[:3], str(other), *argv[4:], "--model", tiny_image_model_dir]) == 1  # not a text model
+    assert "--text needs SAM 3's text model" in capsys.readouterr().err and not other.exists()
+    assert cli.main([*argv, "--model", tiny_sam3_model_dir, "--points-per-side", "4"]) == 2
+    assert "--points-per-side set automatic mask generation" in capsys.readouterr().err
+    assert cli.main(["generate-masks", str(path), "--out", str(other), "--score-threshold", "0.3", "--model", tiny_image_model_dir]) == 2
+    assert "--score-threshold applies with --text only" in capsys.readouterr().err and not other.exists()
+
+
 def test_track_writes_palette_pngs_overlay_and_json(tiny_video_model_dir, video_path, tmp_path):
     from transformers import pipeline
 
