@@ -84,6 +84,15 @@ class DemoModels:
             self._tracker = load_pipeline("video-object-tracking", self.video_model, self.device)
         return self._tracker
 
+    def finds_text(self) -> bool:
+        """Whether the image model is SAM 3's text model (loading it now); False when it cannot be loaded."""
+        from ..text_masks import is_text_model
+
+        try:
+            return is_text_model(self.generator().model)
+        except Exception:  # the image tabs report it on first use
+            return False
+
     def video_problem(self) -> str | None:
         """Why the video model cannot track (loading it now), or ``None`` when it can."""
         try:
@@ -126,6 +135,28 @@ def automatic_masks(models: DemoModels, image, points_per_side: int, pred_iou_th
     path = Path(tempfile.mkdtemp(prefix="sam2-masks-")) / "masks.json"
     path.write_text(json.dumps({"height": image.shape[0], "width": image.shape[1], "annotations": _json_ready(records)}))
     return overlay_records(image, records), str(path), f"{len(records)} masks"
+
+
+def text_instances(models: DemoModels, image, text: str, score_threshold: float):
+    """Tab "Find by text": every instance of the comma-separated concepts in ``text`` (SAM 3's ``Sam3Model``).
+
+    Returns ``(overlay, path of the COCO RLE JSON, summary text)``, as :func:`automatic_masks`.
+    """
+    import gradio as gr
+
+    from ..cli import _json_ready
+    from ..visualize import overlay_records
+
+    image = _require_image(image)
+    concepts = [concept.strip() for concept in (text or "").split(",") if concept.strip()]
+    if not concepts:
+        raise gr.Error("Type what to find, e.g. 'red car' (several concepts: separate them with commas).")
+    output = models.generator()(image, text=concepts, score_threshold=float(score_threshold), output_mode="coco_rle")
+    records = output["records"]
+    path = Path(tempfile.mkdtemp(prefix="sam3-text-")) / "instances.json"
+    path.write_text(json.dumps({"height": image.shape[0], "width": image.shape[1], "annotations": _json_ready(records)}))
+    counts = ", ".join(f"{concept}: {sum(r['concept'] == concept for r in records)}" for concept in concepts)
+    return overlay_records(image, records), str(path), f"{len(records)} instances ({counts})"
 
 
 def segment_overlay(models: DemoModels, image, prompts: dict) -> np.ndarray:
@@ -213,52 +244,92 @@ def build_demo(models: DemoModels):
     import gradio as gr
 
     video_problem = models.video_problem()
+    finds_text = models.finds_text()
     with gr.Blocks(title="SAM 2 pipelines", analytics_enabled=False) as demo:
         gr.Markdown(f"# SAM 2 pipelines\nImage model: `{models.model}` · video model: `{models.video_model}`")
-        with gr.Tab("Automatic masks", id="auto"):
-            with gr.Row():
-                auto_input = gr.Image(type="numpy", label="Image", sources=["upload"], elem_id="auto-input")
-                auto_output = gr.Image(type="numpy", label="Masks", format="png", interactive=False, elem_id="auto-output")
-            with gr.Row():
-                points_per_side = gr.Slider(4, 64, value=32, step=1, label="points per side")
-                pred_iou = gr.Slider(0.0, 1.0, value=0.8, step=0.01, label="pred_iou_thresh")
-                stability = gr.Slider(0.0, 1.0, value=0.95, step=0.01, label="stability_score_thresh")
-            auto_button = gr.Button("Generate masks", variant="primary", elem_id="auto-run")
-            auto_summary = gr.Textbox(label="Result", interactive=False, elem_id="auto-summary")
-            auto_file = gr.File(label="COCO RLE JSON", elem_id="auto-json")
-            gr.Examples(_media_examples("truck.jpg", "groceries.jpg"), inputs=[auto_input], cache_examples=False)
-
-            def on_auto(image, points, iou, stable, progress=gr.Progress(track_tqdm=True)):
-                return automatic_masks(models, image, points, iou, stable)
-
-            auto_button.click(on_auto, [auto_input, points_per_side, pred_iou, stability], [auto_output, auto_file, auto_summary])
-
-        with gr.Tab("Click to segment", id="segment"):
-            seg_prompts = gr.State({})
-            mode = gr.Radio(list(MODES), value=MODES[0], label="Click adds", elem_id="segment-mode")
-            with gr.Row():
-                seg_input = gr.Image(type="numpy", label="Image (click on it)", sources=["upload"], elem_id="segment-input")
-                seg_output = gr.Image(type="numpy", label="Mask", format="png", interactive=False, elem_id="segment-output")
-            seg_json = gr.Textbox(label="Prompts", interactive=False, elem_id="segment-prompts")
-            seg_status = gr.Textbox(label="Work done", value=encoder_status(models), interactive=False, elem_id="segment-status")
-            seg_clear = gr.Button("Clear prompts", elem_id="segment-clear")
-            gr.Examples(_media_examples("truck.jpg", "groceries.jpg"), inputs=[seg_input], cache_examples=False)
-
-            def on_segment_click(image, prompts, mode_value, evt: gr.SelectData):
-                x, y = (float(v) for v in evt.index)
-                prompts = add_click(prompts, mode_value, x, y)
-                return prompts, segment_overlay(models, image, prompts), json.dumps(prompts), encoder_status(models)
-
-            seg_input.select(on_segment_click, [seg_input, seg_prompts, mode], [seg_prompts, seg_output, seg_json, seg_status])
-            seg_clear.click(lambda: ({}, None, ""), None, [seg_prompts, seg_output, seg_json])
-            seg_input.change(lambda: ({}, None, ""), None, [seg_prompts, seg_output, seg_json])
-
+        if finds_text:
+            _text_tab(models)
+            with gr.Tab("Automatic masks and clicks", id="auto"):
+                gr.Markdown(
+                    f"`{models.model}` is SAM 3's text model: it finds what a text names (tab *Find by text*). For automatic "
+                    "masks and clicks start the demo with a SAM 2 model or SAM 3's tracker.",
+                    elem_id="auto-problem",
+                )
+        else:
+            _click_and_automatic_tabs(models)
+            with gr.Tab("Find by text", id="text"):
+                gr.Markdown(
+                    f"**Finding objects by text needs SAM 3's text model** (`Sam3Model`); `{models.model}` is not one. "
+                    "Start the demo with `--model` pointing at a SAM 3 checkpoint saved from `Sam3Model`.",
+                    elem_id="text-problem",
+                )
         with gr.Tab("Video tracking", id="video"):
             if video_problem is not None:
                 gr.Markdown(f"**Video tracking is not available with `{models.video_model}`.** {video_problem}", elem_id="video-problem")
             else:
                 _video_tab(models)
     return demo
+
+
+def _text_tab(models: DemoModels) -> None:
+    """Tab "Find by text" (SAM 3's text model): concepts in, every instance out."""
+    import gradio as gr
+
+    with gr.Tab("Find by text", id="text"):
+        with gr.Row():
+            text_input = gr.Image(type="numpy", label="Image", sources=["upload"], elem_id="text-input")
+            text_output = gr.Image(type="numpy", label="Instances", format="png", interactive=False, elem_id="text-output")
+        with gr.Row():
+            concepts = gr.Textbox(label="Find (comma-separated concepts)", placeholder="red car, person", elem_id="text-concepts")
+            score = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="score threshold", elem_id="text-score")
+        text_button = gr.Button("Find", variant="primary", elem_id="text-run")
+        text_summary = gr.Textbox(label="Result", interactive=False, elem_id="text-summary")
+        text_file = gr.File(label="COCO RLE JSON", elem_id="text-json")
+        gr.Examples(_media_examples("truck.jpg", "groceries.jpg"), inputs=[text_input], cache_examples=False)
+        text_button.click(lambda image, text, threshold: text_instances(models, image, text, threshold), [text_input, concepts, score], [text_output, text_file, text_summary])
+
+
+def _click_and_automatic_tabs(models: DemoModels) -> None:
+    """Tabs "Automatic masks" and "Click to segment" (SAM 2-style image models)."""
+    import gradio as gr
+
+    with gr.Tab("Automatic masks", id="auto"):
+        with gr.Row():
+            auto_input = gr.Image(type="numpy", label="Image", sources=["upload"], elem_id="auto-input")
+            auto_output = gr.Image(type="numpy", label="Masks", format="png", interactive=False, elem_id="auto-output")
+        with gr.Row():
+            points_per_side = gr.Slider(4, 64, value=32, step=1, label="points per side")
+            pred_iou = gr.Slider(0.0, 1.0, value=0.8, step=0.01, label="pred_iou_thresh")
+            stability = gr.Slider(0.0, 1.0, value=0.95, step=0.01, label="stability_score_thresh")
+        auto_button = gr.Button("Generate masks", variant="primary", elem_id="auto-run")
+        auto_summary = gr.Textbox(label="Result", interactive=False, elem_id="auto-summary")
+        auto_file = gr.File(label="COCO RLE JSON", elem_id="auto-json")
+        gr.Examples(_media_examples("truck.jpg", "groceries.jpg"), inputs=[auto_input], cache_examples=False)
+
+        def on_auto(image, points, iou, stable, progress=gr.Progress(track_tqdm=True)):
+            return automatic_masks(models, image, points, iou, stable)
+
+        auto_button.click(on_auto, [auto_input, points_per_side, pred_iou, stability], [auto_output, auto_file, auto_summary])
+
+    with gr.Tab("Click to segment", id="segment"):
+        seg_prompts = gr.State({})
+        mode = gr.Radio(list(MODES), value=MODES[0], label="Click adds", elem_id="segment-mode")
+        with gr.Row():
+            seg_input = gr.Image(type="numpy", label="Image (click on it)", sources=["upload"], elem_id="segment-input")
+            seg_output = gr.Image(type="numpy", label="Mask", format="png", interactive=False, elem_id="segment-output")
+        seg_json = gr.Textbox(label="Prompts", interactive=False, elem_id="segment-prompts")
+        seg_status = gr.Textbox(label="Work done", value=encoder_status(models), interactive=False, elem_id="segment-status")
+        seg_clear = gr.Button("Clear prompts", elem_id="segment-clear")
+        gr.Examples(_media_examples("truck.jpg", "groceries.jpg"), inputs=[seg_input], cache_examples=False)
+
+        def on_segment_click(image, prompts, mode_value, evt: gr.SelectData):
+            x, y = (float(v) for v in evt.index)
+            prompts = add_click(prompts, mode_value, x, y)
+            return prompts, segment_overlay(models, image, prompts), json.dumps(prompts), encoder_status(models)
+
+        seg_input.select(on_segment_click, [seg_input, seg_prompts, mode], [seg_prompts, seg_output, seg_json, seg_status])
+        seg_clear.click(lambda: ({}, None, ""), None, [seg_prompts, seg_output, seg_json])
+        seg_input.change(lambda: ({}, None, ""), None, [seg_prompts, seg_output, seg_json])
 
 
 def _video_tab(models: DemoModels) -> None:

@@ -23,7 +23,8 @@ import pytest
 from PIL import Image
 
 from sam2_pipelines import testing
-from sam2_pipelines.demo.app import MODES, DemoModels, add_click, automatic_masks, build_demo, segment_overlay
+from sam2_pipelines.demo.app import MODES, DemoModels, add_click, automatic_masks, build_demo, segment_overlay, text_instances
+from sam2_pipelines.masks import decode_rle as _decode_rle
 from sam2_pipelines.visualize import color_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,6 +194,30 @@ def test_video_tab_refuses_an_image_only_model_at_start(tiny_image_model_dir):
     assert len(problem) == 1 and "image-only checkpoint" in problem[0].value
     assert not [b for b in blocks if isinstance(b, gr.Video)]  # no upload that could only fail later
     assert [b for b in blocks if getattr(b, "elem_id", None) == "segment-input"]  # the image tabs stay
+
+
+def test_find_by_text_with_a_sam3_text_model(tiny_sam3_model_dir, tiny_video_model_dir, image):
+    """A SAM 3 text model gets the "Find by text" tab (its instances equal the pipeline's) and a message in place of
+    the automatic and click tabs; a SAM 2 model gets a message in the text tab."""
+    import gradio as gr
+
+    models = DemoModels(tiny_sam3_model_dir, video_model=tiny_video_model_dir)
+    shown, json_path, summary = text_instances(models, image, "red car, dog", 0.25)
+    expected = models.generator()(image, text=["red car", "dog"], score_threshold=0.25, output_mode="coco_rle")["records"]
+    annotations = json.loads(Path(json_path).read_text())["annotations"]
+    assert 0 < len(annotations) == len(expected) and summary.startswith(f"{len(expected)} instances (red car: ")
+    for annotation, record in zip(annotations, expected):
+        assert annotation["concept"] == record["concept"]
+        assert np.array_equal(_decode_rle(annotation["segmentation"]), _decode_rle(record["segmentation"]))
+    assert shown.shape == image.shape and not np.array_equal(shown, image)
+    with pytest.raises(gr.Error, match="Type what to find"):
+        text_instances(models, image, " , ", 0.5)
+
+    ids = {getattr(b, "elem_id", None): b for b in build_demo(models).blocks.values()}
+    assert {"text-input", "text-concepts", "text-run", "auto-problem", "video-input"} <= set(ids)
+    assert "segment-input" not in ids and "SAM 3's text model" in ids["auto-problem"].value
+    ids = {getattr(b, "elem_id", None): b for b in build_demo(DemoModels(tiny_video_model_dir)).blocks.values()}
+    assert "text-input" not in ids and "needs SAM 3's text model" in ids["text-problem"].value and "segment-input" in ids
 
 
 def test_examples_offer_the_sample_media(tiny_image_model_dir, tiny_video_model_dir):

@@ -105,8 +105,9 @@ def test_mask_then_mid_video_corrections(our_tracker, meta_predictor, frame_fold
     Frame 4 gets a positive click and then, in a second call, a negative one (decoded with the mask logits of
     the first); frame 6 gets a click before anything is re-propagated (Meta then still reads frame 4's
     tracked memory). By then the session has dropped frame 1's memory and frame 4's mask logits, which the
-    first correction reads: they are recomputed. (With these random weights every correction click gives an
-    empty mask; the re-propagated masks are not empty, and depend on the corrections' memories.)
+    first correction reads: they are recomputed. (The correction clicks' own masks are compared without the
+    coverage check; the re-propagated masks, which depend on the corrections' memories, must cover part of
+    the frame.)
     """
     mask = np.zeros((HEIGHT, WIDTH), dtype=bool)
     mask[45:75, 0:30] = True  # the moving square on frame 0
