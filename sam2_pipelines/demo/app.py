@@ -121,9 +121,6 @@ def automatic_masks(models: DemoModels, image, points_per_side: int, pred_iou_th
 
     Runs on the image's session: an image already clicked on (or generated before) is not encoded again.
     """
-    from ..cli import _json_ready
-    from ..visualize import overlay_records
-
     image = _require_image(image)
     output = models.images.get(image).generate(
         points_per_side=int(points_per_side),
@@ -132,9 +129,17 @@ def automatic_masks(models: DemoModels, image, points_per_side: int, pred_iou_th
         output_mode="coco_rle",
     )
     records = output["records"]
-    path = Path(tempfile.mkdtemp(prefix="sam2-masks-")) / "masks.json"
+    return _shown_records(image, records, "masks.json", f"{len(records)} masks")
+
+
+def _shown_records(image: np.ndarray, records: list, file_name: str, summary: str):
+    """``(overlay, path of a COCO RLE JSON of the records, summary)``: what the image tabs show."""
+    from ..cli import _json_ready
+    from ..visualize import overlay_records
+
+    path = Path(tempfile.mkdtemp(prefix="sam2-pipelines-")) / file_name
     path.write_text(json.dumps({"height": image.shape[0], "width": image.shape[1], "annotations": _json_ready(records)}))
-    return overlay_records(image, records), str(path), f"{len(records)} masks"
+    return overlay_records(image, records), str(path), summary
 
 
 def text_instances(models: DemoModels, image, text: str, score_threshold: float):
@@ -144,19 +149,14 @@ def text_instances(models: DemoModels, image, text: str, score_threshold: float)
     """
     import gradio as gr
 
-    from ..cli import _json_ready
-    from ..visualize import overlay_records
-
     image = _require_image(image)
     concepts = [concept.strip() for concept in (text or "").split(",") if concept.strip()]
     if not concepts:
         raise gr.Error("Type what to find, e.g. 'red car' (several concepts: separate them with commas).")
     output = models.generator()(image, text=concepts, score_threshold=float(score_threshold), output_mode="coco_rle")
     records = output["records"]
-    path = Path(tempfile.mkdtemp(prefix="sam3-text-")) / "instances.json"
-    path.write_text(json.dumps({"height": image.shape[0], "width": image.shape[1], "annotations": _json_ready(records)}))
     counts = ", ".join(f"{concept}: {sum(r['concept'] == concept for r in records)}" for concept in concepts)
-    return overlay_records(image, records), str(path), f"{len(records)} instances ({counts})"
+    return _shown_records(image, records, "instances.json", f"{len(records)} instances ({counts})")
 
 
 def segment_overlay(models: DemoModels, image, prompts: dict) -> np.ndarray:
@@ -247,22 +247,21 @@ def build_demo(models: DemoModels):
     finds_text = models.finds_text()
     with gr.Blocks(title="SAM 2 pipelines", analytics_enabled=False) as demo:
         gr.Markdown(f"# SAM 2 pipelines\nImage model: `{models.model}` · video model: `{models.video_model}`")
+        # each image tab the image model cannot serve is one message saying which model it needs
         if finds_text:
             _text_tab(models)
-            with gr.Tab("Automatic masks and clicks", id="auto"):
-                gr.Markdown(
-                    f"`{models.model}` is SAM 3's text model: it finds what a text names (tab *Find by text*). For automatic "
-                    "masks and clicks start the demo with a SAM 2 model or SAM 3's tracker.",
-                    elem_id="auto-problem",
-                )
+            tab, tab_id, message = "Automatic masks and clicks", "auto", (
+                f"`{models.model}` is SAM 3's text model: it finds what a text names (tab *Find by text*). For automatic "
+                "masks and clicks start the demo with a SAM 2 model or SAM 3's tracker."
+            )
         else:
             _click_and_automatic_tabs(models)
-            with gr.Tab("Find by text", id="text"):
-                gr.Markdown(
-                    f"**Finding objects by text needs SAM 3's text model** (`Sam3Model`); `{models.model}` is not one. "
-                    "Start the demo with `--model` pointing at a SAM 3 checkpoint saved from `Sam3Model`.",
-                    elem_id="text-problem",
-                )
+            tab, tab_id, message = "Find by text", "text", (
+                f"**Finding objects by text needs SAM 3's text model** (`Sam3Model`); `{models.model}` is not one. "
+                "Start the demo with `--model` pointing at a SAM 3 checkpoint saved from `Sam3Model`."
+            )
+        with gr.Tab(tab, id=tab_id):
+            gr.Markdown(message, elem_id=f"{tab_id}-problem")
         with gr.Tab("Video tracking", id="video"):
             if video_problem is not None:
                 gr.Markdown(f"**Video tracking is not available with `{models.video_model}`.** {video_problem}", elem_id="video-problem")
@@ -271,14 +270,22 @@ def build_demo(models: DemoModels):
     return demo
 
 
+def _image_in_out(prefix: str, input_label: str, output_label: str):
+    """A row with an image upload (``<prefix>-input``) and the picture it gives (``<prefix>-output``)."""
+    import gradio as gr
+
+    with gr.Row():
+        shown_input = gr.Image(type="numpy", label=input_label, sources=["upload"], elem_id=f"{prefix}-input")
+        shown_output = gr.Image(type="numpy", label=output_label, format="png", interactive=False, elem_id=f"{prefix}-output")
+    return shown_input, shown_output
+
+
 def _text_tab(models: DemoModels) -> None:
     """Tab "Find by text" (SAM 3's text model): concepts in, every instance out."""
     import gradio as gr
 
     with gr.Tab("Find by text", id="text"):
-        with gr.Row():
-            text_input = gr.Image(type="numpy", label="Image", sources=["upload"], elem_id="text-input")
-            text_output = gr.Image(type="numpy", label="Instances", format="png", interactive=False, elem_id="text-output")
+        text_input, text_output = _image_in_out("text", "Image", "Instances")
         with gr.Row():
             concepts = gr.Textbox(label="Find (comma-separated concepts)", placeholder="red car, person", elem_id="text-concepts")
             score = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="score threshold", elem_id="text-score")
@@ -294,9 +301,7 @@ def _click_and_automatic_tabs(models: DemoModels) -> None:
     import gradio as gr
 
     with gr.Tab("Automatic masks", id="auto"):
-        with gr.Row():
-            auto_input = gr.Image(type="numpy", label="Image", sources=["upload"], elem_id="auto-input")
-            auto_output = gr.Image(type="numpy", label="Masks", format="png", interactive=False, elem_id="auto-output")
+        auto_input, auto_output = _image_in_out("auto", "Image", "Masks")
         with gr.Row():
             points_per_side = gr.Slider(4, 64, value=32, step=1, label="points per side")
             pred_iou = gr.Slider(0.0, 1.0, value=0.8, step=0.01, label="pred_iou_thresh")
@@ -314,9 +319,7 @@ def _click_and_automatic_tabs(models: DemoModels) -> None:
     with gr.Tab("Click to segment", id="segment"):
         seg_prompts = gr.State({})
         mode = gr.Radio(list(MODES), value=MODES[0], label="Click adds", elem_id="segment-mode")
-        with gr.Row():
-            seg_input = gr.Image(type="numpy", label="Image (click on it)", sources=["upload"], elem_id="segment-input")
-            seg_output = gr.Image(type="numpy", label="Mask", format="png", interactive=False, elem_id="segment-output")
+        seg_input, seg_output = _image_in_out("segment", "Image (click on it)", "Mask")
         seg_json = gr.Textbox(label="Prompts", interactive=False, elem_id="segment-prompts")
         seg_status = gr.Textbox(label="Work done", value=encoder_status(models), interactive=False, elem_id="segment-status")
         seg_clear = gr.Button("Clear prompts", elem_id="segment-clear")
