@@ -29,8 +29,17 @@ META_CONFIGS = {
 
 def build_meta(config: str, random: bool = True, seed: int = 0):
     """Meta's SAM2Base from one of its configs; ``random=False`` skips the (slow) initialisation."""
+    import importlib
+    import pkgutil
+
+    import sam2.modeling
     from sam2.build_sam import build_sam2
 
+    # Import Meta's model modules before no_init_weights: a module first imported inside it would keep the
+    # blanked init functions it imported by name, and every later random build in this process (the parity
+    # suite's) would leave those weights uninitialised.
+    for module in pkgutil.walk_packages(sam2.modeling.__path__, "sam2.modeling."):
+        importlib.import_module(module.name)
     torch.manual_seed(seed)
     if random:
         return build_sam2(config, None, device="cpu")

@@ -30,15 +30,27 @@ SEED = 1
 VIDEO_VISIBLE_BIAS = 1.0
 
 
+#: Builds the random checkpoint in a fresh interpreter, so the weights a seeded build gives cannot depend on
+#: what the test process ran before. (They did: a module of Meta's first imported inside transformers'
+#: ``no_init_weights`` keeps its blanked init functions, and later builds leave those weights uninitialised.)
+_BUILD_CHECKPOINT = """
+import sys
+import torch
+from sam2.build_sam import build_sam2_video_predictor
+torch.manual_seed(int(sys.argv[1]))
+model = build_sam2_video_predictor(sys.argv[2], None, device="cpu")
+torch.save({"model": model.state_dict()}, sys.argv[3])
+"""
+
+
 @pytest.fixture(scope="session")
 def meta_checkpoint(tmp_path_factory):
     """Path of a ``{"model": state_dict}`` file of a seeded random Meta SAM 2.1 hiera-tiny video model."""
-    from sam2.build_sam import build_sam2_video_predictor
+    import subprocess
+    import sys
 
-    torch.manual_seed(SEED)
-    model = build_sam2_video_predictor(META_CONFIG, None, device="cpu")
     path = tmp_path_factory.mktemp("meta-checkpoint") / "sam2.1_hiera_tiny_random.pt"
-    torch.save({"model": model.state_dict()}, path)
+    subprocess.run([sys.executable, "-c", _BUILD_CHECKPOINT, str(SEED), META_CONFIG, str(path)], check=True)
     return path
 
 
