@@ -20,7 +20,7 @@ import torch
 from . import amg
 from .image_model import ImageModel
 from .mask_options import AmgOptions
-from .masks import LOGIT_CLAMP, area_rle, batched_mask_to_box, decode_rle, encode_rle_batch, remove_small_regions, rle_to_uncompressed
+from .masks import LOGIT_CLAMP, area_rle, batched_mask_to_box, decode_rle, encode_rle_batch, remove_small_regions, rle_in_format, rle_to_uncompressed
 
 #: Upper bound on the number of float32 pixels of upsampled logits held at once (about 128 MB).
 UPSAMPLE_CHUNK_PIXELS = 2**25
@@ -226,6 +226,15 @@ def postprocess_small_regions(data: MaskData, min_area: float, nms_thresh: float
     return data.filter(keep)
 
 
+def result_of(records: list[dict], score_key: str) -> dict:
+    """``{"masks", "scores", "records"}``: the records with their segmentations and ``score_key`` values listed."""
+    return {
+        "masks": [record["segmentation"] for record in records],
+        "scores": np.array([record[score_key] for record in records], dtype=np.float32),
+        "records": records,
+    }
+
+
 def records(data: MaskData, output_mode: str = "binary_mask", output_rle_mask: bool = False, output_bboxes_mask: bool = False) -> dict:
     """The pipeline's automatic-mode result: Meta-style records, plus the masks and scores as lists.
 
@@ -234,15 +243,9 @@ def records(data: MaskData, output_mode: str = "binary_mask", output_rle_mask: b
     """
     out = []
     for idx, rle in enumerate(data.rles):
-        if output_mode == "coco_rle":
-            segmentation = rle
-        elif output_mode == "binary_mask":
-            segmentation = decode_rle(rle)
-        else:
-            segmentation = rle_to_uncompressed(rle)
         out.append(
             {
-                "segmentation": segmentation,
+                "segmentation": rle_in_format(rle, output_mode),
                 "area": area_rle(rle),
                 "bbox": amg.box_xyxy_to_xywh(data.boxes[idx].float()),
                 "predicted_iou": data.iou_preds[idx].item(),
@@ -251,11 +254,7 @@ def records(data: MaskData, output_mode: str = "binary_mask", output_rle_mask: b
                 "crop_box": amg.box_xyxy_to_xywh(data.crop_boxes[idx].float()),
             }
         )
-    result = {
-        "masks": [record["segmentation"] for record in out],
-        "scores": np.array([record["predicted_iou"] for record in out], dtype=np.float32),
-        "records": out,
-    }
+    result = result_of(out, "predicted_iou")
     if output_rle_mask:  # transformers' built-in outputs
         result["rle_mask"] = [rle_to_uncompressed(rle) for rle in data.rles]
     if output_bboxes_mask:

@@ -258,9 +258,9 @@ class MaskGenerationPipeline(Pipeline):
         single = isinstance(model_inputs, dict)
         items = [model_inputs] if single else list(model_inputs)
         outputs = [[] for _ in items]
+        opts = text_options(options)
         for i, item in enumerate(items):
             if "text" in item:
-                opts = text_options(options)
                 outputs[i] = text_masks.segment_concepts(
                     self.model, self.processor, item["image"], item["text"], opts.score_threshold, opts.mask_threshold, opts.output_mode
                 )

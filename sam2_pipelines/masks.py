@@ -92,6 +92,16 @@ def rle_to_uncompressed(rle: dict) -> dict:
     return {"size": list(rle["size"]), "counts": _decode_counts_string(counts)}
 
 
+def rle_in_format(rle: dict, output_mode: str, mask=None):
+    """A COCO RLE in a record's ``output_mode``: ``"coco_rle"`` (as is), ``"binary_mask"`` (a bool ``(H, W)``
+    array: ``mask`` when the caller holds it, else the decoded RLE) or ``"uncompressed_rle"``."""
+    if output_mode == "coco_rle":
+        return rle
+    if output_mode == "binary_mask":
+        return decode_rle(rle) if mask is None else mask
+    return rle_to_uncompressed(rle)
+
+
 def batched_mask_to_box(masks):
     """XYXY boxes (inclusive pixel indices) around ``(..., H, W)`` boolean torch masks; ``[0, 0, 0, 0]`` for empty masks.
 

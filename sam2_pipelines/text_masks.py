@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 from . import amg
-from .masks import area_rle, batched_mask_to_box, encode_rle_batch, rle_to_uncompressed
+from .automatic_masks import result_of
+from .masks import area_rle, batched_mask_to_box, encode_rle_batch, rle_in_format
 
 #: Model classes that segment by text.
 TEXT_MODEL_CLASS_NAMES = ("Sam3Model",)
@@ -51,26 +52,16 @@ def segment_concepts(model, processor, image: np.ndarray, concepts: list[str], s
         )[0]
         masks = found["masks"].bool().cpu()
         for mask, rle, box, score in zip(masks, encode_rle_batch(masks), batched_mask_to_box(masks), found["scores"].tolist()):
-            if output_mode == "coco_rle":
-                segmentation = rle
-            elif output_mode == "binary_mask":
-                segmentation = mask.numpy()
-            else:
-                segmentation = rle_to_uncompressed(rle)
             records.append(
                 {
-                    "segmentation": segmentation,
+                    "segmentation": rle_in_format(rle, output_mode, mask.numpy()),
                     "area": area_rle(rle),
                     "bbox": amg.box_xyxy_to_xywh(box.float()),
                     "score": float(score),
                     "concept": concept,
                 }
             )
-    return {
-        "masks": [record["segmentation"] for record in records],
-        "scores": np.array([record["score"] for record in records], dtype=np.float32),
-        "records": records,
-    }
+    return result_of(records, "score")
 
 
 def _probability(logit: float) -> float:
