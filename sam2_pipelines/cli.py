@@ -26,10 +26,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .frame_pixels import DEFAULT_FRAME_RESIZE
 from .loading import DEFAULT_MODEL
 from .mask_options import AMG_DEFAULTS, TextOptions
 from .text_masks import is_text_model
+from .text_tracking import is_text_video_model
 from .validation import DIRECTIONS, FRAME_RESIZES
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -138,16 +138,20 @@ def prompts_from_tokens(tokens) -> list[dict]:
     """Group ordered ``(kind, value)`` tokens into tracker prompts.
 
     ``--frame N`` and ``--obj ID`` set the current frame (default 0) and object (default 1); each
-    ``--point`` adds a point and each ``--box`` sets the box of the current (frame, object) pair.
-    Returns ``[{"frame", "obj_id", "points", "labels"} and/or "box"]``, in first-mention order.
+    ``--point`` adds a point and each ``--box`` sets the box of the current (frame, object) pair; each
+    ``--text`` adds a concept looked for from the current frame on (text trackers).
+    Returns ``[{"frame", "obj_id", "points", "labels"} and/or "box"]`` and ``[{"frame", "text": [...]}]``, in
+    first-mention order.
     """
     frame, obj_id = 0, 1
-    groups: dict[tuple[int, int], dict] = {}
+    groups: dict[tuple, dict] = {}
     for kind, value in tokens:
         if kind == "frame":
             frame = value
         elif kind == "obj":
             obj_id = value
+        elif kind == "text":
+            groups.setdefault(("text", frame), {"frame": frame, "text": []})["text"].append(value)
         else:
             group = groups.setdefault((frame, obj_id), {"frame": frame, "obj_id": obj_id})
             if kind == "point":
@@ -212,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("video", metavar="VIDEO", help="video file (mp4, ...) or a folder of frames")
     track.add_argument("--point", dest="point", type=point_arg, action=_PromptAction, metavar="X,Y[,LABEL]", help="a click (LABEL 1 positive, default; 0 negative)")
     track.add_argument("--box", dest="box", type=box_arg, action=_PromptAction, metavar="X0,Y0,X1,Y1", help="a box around the object")
+    track.add_argument("--text", dest="text", action=_PromptAction, metavar="CONCEPT",
+                       help="track every instance of CONCEPT from the current --frame on (SAM 3's Sam3VideoModel, e.g. --model facebook/sam3); repeat for several")
     track.add_argument("--frame", dest="frame", type=_non_negative_int, action=_PromptAction, metavar="N", help="frame of the following prompts")
     track.add_argument("--obj", dest="obj", type=_non_negative_int, action=_PromptAction, metavar="ID", help="object id of the following prompts")
     track.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
@@ -219,8 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--start-frame", type=_non_negative_int, default=None, help="frame to start propagating from (default: first prompted frame)")
     track.add_argument("--max-frames", type=_positive_int, default=None, help="propagate over at most this many frames")
     track.add_argument("--fps", type=_positive_float, default=None, help="frame rate of overlay.mp4, > 0 (default: the video's)")
-    track.add_argument("--frame-resize", default=DEFAULT_FRAME_RESIZE, choices=FRAME_RESIZES,
-                       help="frame preprocessing: bicubic = Meta's SAM2VideoPredictor (default), bilinear = transformers' video processor")
+    track.add_argument("--frame-resize", default=None, choices=FRAME_RESIZES,
+                       help="frame preprocessing: bicubic = Meta's SAM2VideoPredictor (default for click trackers), "
+                       "bilinear = transformers' video processor (default for text trackers)")
 
     serve_parser = commands.add_parser("serve", parents=[common], help="serve the Gradio demo (click to segment, video tracking)",
                                        description="Serve the Gradio demo. Both models are loaded before serving, so a model "
@@ -406,7 +413,10 @@ def track(args) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from error
     if not prompts:
-        raise UsageError("track needs at least one --point or --box prompt")
+        raise UsageError("track needs at least one --point, --box or --text prompt")
+    texts = [p for p in prompts if "text" in p]
+    if texts and len(texts) != len(prompts):
+        raise UsageError("--text cannot be combined with --point/--box: text is tracked by SAM 3's Sam3VideoModel, clicks and boxes by the other trackers")
     if not os.path.exists(args.video):
         raise CommandError(f"video not found: {args.video}")
     _check_out_dir(args.out)
@@ -414,6 +424,9 @@ def track(args) -> int:
         if (args.out / name).is_dir():
             raise UsageError(f"{args.out / name} is a folder; track writes a file there (move it or pick another --out)")
     tracker = load_pipeline("video-object-tracking", args.model, args.device, args.dtype, args.progress)
+    if bool(texts) != is_text_video_model(tracker.model):
+        needs = "--text needs SAM 3's text video model (Sam3VideoModel, e.g. --model facebook/sam3)" if texts else "a text video model (Sam3VideoModel) tracks --text prompts, not --point/--box"
+        raise CommandError(f"{needs}; {args.model} is a {type(tracker.model).__name__}")
     video = video_io.open_video(args.video)
     results = tracker(
         video,
@@ -422,7 +435,7 @@ def track(args) -> int:
         start_frame=args.start_frame,
         max_frames=args.max_frames,
         progress=args.progress,
-        frame_resize=args.frame_resize,
+        **({} if args.frame_resize is None else {"frame_resize": args.frame_resize}),
     )
     frames = [
         {
@@ -430,6 +443,7 @@ def track(args) -> int:
             "object_ids": [int(i) for i in result["object_ids"]],
             "masks": [encode_rle(mask.reshape(mask.shape[-2:])) for mask in result["masks"]],
             "scores": _json_ready(result.get("scores")),
+            **({"concepts": result["concepts"]} if "concepts" in result else {}),
         }
         for result in results
     ]

@@ -22,6 +22,7 @@ VIDEO_MODEL_TYPES = {
     "edgetam": "EdgeTamVideoModel",
     "sam3_tracker_video": "Sam3TrackerVideoModel",
     "sam3_tracker": "Sam3TrackerVideoModel",
+    "sam3_video": "Sam3VideoModel",  # SAM 3 with text prompts (facebook/sam3): every instance of a concept
 }
 
 #: What to do with an image-only checkpoint given to video-object-tracking (shared by every check of it).

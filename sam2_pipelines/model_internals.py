@@ -143,3 +143,69 @@ def object_index(state, obj_id: int) -> int | None:
 def cached_feature_frames(state) -> set:
     """Frames whose vision features the session's cache holds."""
     return set(state.cache._vision_features)
+
+
+# ---------------------------------------------------------------------------------------------- SAM 3 text video
+
+
+def text_video_session(count_frames, **kwargs):
+    """transformers' ``Sam3VideoInferenceSession`` (SAM 3 text tracking) with no video stored up front.
+
+    Frames are added one at a time as they are tracked (``add_new_frame``) and dropped by
+    :func:`forget_text_frames`; the frame count the model reads (``num_frames``, which sets how many object
+    pointers it attends to) is served by ``count_frames``, the count transformers' own session would hold.
+    """
+    from transformers.models.sam3_video.modeling_sam3_video import Sam3VideoInferenceSession
+
+    class LazyTextSession(Sam3VideoInferenceSession):
+        @property
+        def num_frames(self) -> int | None:
+            return count_frames()
+
+    return LazyTextSession(video=None, **kwargs)
+
+
+#: Keys of a stored tracker output that object pointers need (the rest is mask memory and masks).
+_POINTER_KEYS = ("object_pointer", "object_score_logits")
+
+
+def forget_text_frames(state, frame: int, tracker_config) -> None:
+    """Drop what a forward SAM 3 text-tracking step on ``frame + 1`` and later can no longer read.
+
+    What the model reads on frame ``t`` (transformers' ``Sam3VideoModel``): the frame's pixels and features
+    (one frame, cached), each object's non-conditioning outputs of frames ``t - 1 .. t - (num_maskmem - 1)``
+    (mask memory) and ``t - 1 .. t - (max_object_pointers_in_encoder - 1)`` (object pointers), its
+    conditioning outputs (the ``max_cond_frame_num`` closest for mask memory; every one for its object
+    pointer), and per-frame metadata of ``t`` only. Older entries are dropped; conditioning outputs that can
+    no longer be selected for mask memory keep only their object pointer and score. Hotstart bookkeeping
+    (lists of frame numbers per object) is kept: its removal rules count them.
+    """
+    mask_window = tracker_config.num_maskmem - 1
+    pointer_window = tracker_config.max_object_pointers_in_encoder - 1
+    cond_kept = tracker_config.max_cond_frame_num
+    next_frame = frame + 1
+    if state.processed_frames is not None:
+        for old in [f for f in state.processed_frames if f <= frame]:
+            del state.processed_frames[old]
+    for outputs in state.output_dict_per_obj.values():
+        tracked = outputs["non_cond_frame_outputs"]
+        for old in [f for f in tracked if f < next_frame - pointer_window]:
+            del tracked[old]
+        for old in [f for f in tracked if f < next_frame - mask_window]:
+            tracked[old] = _pointer_only(tracked[old])
+        prompted = outputs["cond_frame_outputs"]
+        selectable = set(sorted(prompted)[-cond_kept:]) if cond_kept > 0 else set(prompted)
+        for old in prompted:
+            if old not in selectable and old < next_frame - mask_window:
+                prompted[old] = _pointer_only(prompted[old])
+    for per_frame in (state.frames_tracked_per_obj, state.mask_inputs_per_obj, state.point_inputs_per_obj):
+        for frames in per_frame.values():
+            for old in [f for f in frames if f < frame]:
+                del frames[old]
+    for per_frame in (state.obj_id_to_tracker_score_frame_wise, state.suppressed_obj_ids):
+        for old in [f for f in per_frame if f < frame]:
+            del per_frame[old]
+
+
+def _pointer_only(output: dict) -> dict:
+    return {key: output[key] for key in _POINTER_KEYS if key in output}

@@ -317,6 +317,11 @@ def normalize_video_prompt(prompt, image_size, num_frames: int | None = None) ->
             f"got {type(prompt).__name__}"
         )
     unknown = sorted(set(prompt) - set(VIDEO_PROMPT_KEYS), key=str)
+    if "text" in unknown:
+        raise ValueError(
+            'text prompts need a text tracker: SAM 3\'s Sam3VideoModel (e.g. pipeline("video-object-tracking", model="facebook/sam3")); '
+            f"this tracker takes the prompt keys {', '.join(VIDEO_PROMPT_KEYS)}"
+        )
     if unknown:
         raise ValueError(f"unknown prompt keys {unknown}; accepted keys: {', '.join(VIDEO_PROMPT_KEYS)}")
     for key in ("frame", "obj_id"):

@@ -18,7 +18,7 @@ TINY_IMAGE_SIZE = 256
 #: Side length of the square model input of the tiny SAM 3 checkpoints (SAM 3's ViT has 14-pixel patches).
 TINY_SAM3_SIZE = 112
 
-_KINDS = ("image", "video", "edgetam", "edgetam-video", "sam3-tracker", "sam3-tracker-video", "sam3")
+_KINDS = ("image", "video", "edgetam", "edgetam-video", "sam3-tracker", "sam3-tracker-video", "sam3", "sam3-video")
 
 #: Words the tiny SAM 3 tokenizer knows (each one token); other text is spelt out letter by letter.
 TINY_SAM3_WORDS = ("red", "car", "truck", "person", "dog", "cat", "a", "the")
@@ -91,7 +91,7 @@ def _tiny_edgetam_parts(size: int = TINY_IMAGE_SIZE) -> dict:
     return dict(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
 
 
-def _tiny_sam3_tracker(size: int, video: bool):
+def _tiny_sam3_tracker(size: int, video: bool, hidden: int | None = None):
     """A tiny ``Sam3TrackerModel`` / ``Sam3TrackerVideoModel`` (SAM 3's ViT, 14-pixel patches) and its processor."""
     import transformers as tf
 
@@ -108,7 +108,8 @@ def _tiny_sam3_tracker(size: int, video: bool):
         pretrain_image_size=56,
     )
     tokens = size // 14
-    hidden = 128 if video else 32  # video: object pointers split into hidden // 64 > 1 memory tokens
+    if hidden is None:
+        hidden = 128 if video else 32  # video: object pointers split into hidden // 64 > 1 memory tokens
     vision = tf.Sam3VisionConfig(backbone_config=vit, fpn_hidden_size=hidden, backbone_feature_sizes=[[4 * tokens] * 2, [2 * tokens] * 2, [tokens] * 2])
     parts = dict(
         vision_config=vision,
@@ -157,11 +158,11 @@ def _tiny_clip_tokenizer():
         return tf.CLIPTokenizer(f"{folder}/vocab.json", f"{folder}/merges.txt", model_max_length=32)
 
 
-def _tiny_sam3(size: int):
+def _tiny_sam3(size: int, hidden: int = 32):
     """A tiny ``Sam3Model`` (text prompts: CLIP text encoder, DETR detector, mask head) and its ``Sam3Processor``."""
     import transformers as tf
 
-    tokens, hidden = size // 14, 32
+    tokens = size // 14
     vit = dict(
         model_type="sam3_vit_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
         image_size=size, patch_size=14, window_size=4, global_attn_indexes=[1], pretrain_image_size=56,
@@ -185,6 +186,37 @@ def _tiny_sam3(size: int):
     return tf.Sam3Model(config).eval(), tf.Sam3Processor(image_processor=image_processor, tokenizer=tokenizer, target_size=size)
 
 
+def _tiny_sam3_video(size: int):
+    """A tiny ``Sam3VideoModel`` (text detector + tracker) and its ``Sam3VideoProcessor``, tuned so that its random
+    weights find a few instances of any concept and keep tracking them.
+
+    The detector's presence head is biased towards "present" and its query projection scaled, so detection scores
+    spread over (0, 1); the tracker's object-score bias makes tracked objects visible; association thresholds are
+    low so that tracked masks match detections; the hotstart delay and reconditioning period are short so that a
+    few frames exercise them.
+    """
+    import torch
+    import transformers as tf
+
+    hidden = 128  # the tracker's object pointers split into hidden // 64 memory tokens, as in the full model
+    detector, detector_processor = _tiny_sam3(size, hidden=hidden)
+    tracker, _ = _tiny_sam3_tracker(size, video=True, hidden=hidden)
+    config = tf.Sam3VideoConfig(
+        detector_config=detector.config.to_dict(), tracker_config=tracker.config.to_dict(), low_res_mask_size=4 * (size // 14),
+        assoc_iou_thresh=0.01, trk_assoc_iou_thresh=0.01, hotstart_delay=4, hotstart_unmatch_thresh=2, hotstart_dup_thresh=2,
+        recondition_every_nth_frame=4, high_conf_thresh=0.6, high_iou_thresh=0.3,
+    )
+    model = tf.Sam3VideoModel(config).eval()
+    with torch.no_grad():
+        model.detector_model.detr_decoder.presence_head.layer3.bias.fill_(4.0)
+        model.detector_model.dot_product_scoring.query_proj.weight.mul_(40.0)
+        model.tracker_model.mask_decoder.pred_obj_score_head.proj_out.bias.add_(2.0)
+    image_processor = detector_processor.image_processor
+    video_processor = tf.Sam2VideoVideoProcessor(size={"height": size, "width": size}, image_mean=image_processor.image_mean, image_std=image_processor.image_std)
+    processor = tf.Sam3VideoProcessor(image_processor=image_processor, video_processor=video_processor, tokenizer=detector_processor.tokenizer, target_size=size)
+    return model, processor
+
+
 def build_tiny_model(kind: str = "image", size: int | None = None, seed: int = 0):
     """Build a tiny randomly initialised model and its processor.
 
@@ -192,7 +224,8 @@ def build_tiny_model(kind: str = "image", size: int | None = None, seed: int = 0
         kind: one of ``"image"`` (``Sam2Model``), ``"video"`` (``Sam2VideoModel``), ``"edgetam"``
             (``EdgeTamModel``), ``"edgetam-video"`` (``EdgeTamVideoModel``), ``"sam3-tracker"``
             (``Sam3TrackerModel``), ``"sam3-tracker-video"`` (``Sam3TrackerVideoModel``) or ``"sam3"``
-            (``Sam3Model``, text prompts; its tokenizer knows only :data:`TINY_SAM3_WORDS` as words).
+            (``Sam3Model``, text prompts; its tokenizer knows only :data:`TINY_SAM3_WORDS` as words) or
+            ``"sam3-video"`` (``Sam3VideoModel``: text prompts on videos, same tokenizer).
         size: square input size of the model: a multiple of 32 (default :data:`TINY_IMAGE_SIZE`), for SAM 3
             a multiple of 56 (default :data:`TINY_SAM3_SIZE`).
         seed: torch seed used for the random initialisation, so two builds are identical.
@@ -215,6 +248,8 @@ def build_tiny_model(kind: str = "image", size: int | None = None, seed: int = 0
     torch.manual_seed(seed)
     if kind == "sam3":
         return _tiny_sam3(size)
+    if kind == "sam3-video":
+        return _tiny_sam3_video(size)
     if sam3:
         return _tiny_sam3_tracker(size, video=kind.endswith("video"))
     image_processor = tf.Sam2ImageProcessor(

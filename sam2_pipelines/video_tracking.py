@@ -19,6 +19,7 @@ from .loading import VIDEO_CHECKPOINT_ADVICE, compile_model, is_video_model
 from .frame_pixels import DEFAULT_FRAME_RESIZE, check_frame_resize
 from .validation import DIRECTIONS, FrameResize, check_bool, check_choice, check_int
 from .session import TrackingSession, check_autocast, check_mask_threshold, check_output
+from .text_tracking import TEXT_FRAME_RESIZE, TextTrackingSession, is_text_video_model, text_prompt
 from .video_io import is_stream, iter_frames
 
 #: Keyword arguments of ``tracker(...)`` with their defaults (also accepted by ``pipeline(...)`` as defaults).
@@ -30,7 +31,7 @@ CALL_OPTIONS = {
     "output": "binary",
     "stream": False,
     "progress": False,
-    "frame_resize": DEFAULT_FRAME_RESIZE,
+    "frame_resize": None,  # the model's: "bicubic" (Meta's loader) for SAM 2-style trackers, "bilinear" for text trackers
     "autocast": None,
     "mask_threshold": 0.0,
     "return_logits": False,
@@ -191,6 +192,8 @@ class VideoObjectTrackingPipeline(Pipeline):
         ``mask_threshold`` (mask-logit threshold, default 0.0) and ``return_logits`` (add float32 video-resolution
         ``"logits"`` to each result): ``None`` takes the pipeline's (``pipeline(..., mask_threshold=...)``).
         """
+        if is_text_video_model(self.model):
+            return self._text_session(video, prune_memory, frame_resize, batch_size, autocast, mask_threshold, return_logits)
         if frame_resize is None:
             frame_resize = self._forward_params.get("frame_resize", DEFAULT_FRAME_RESIZE)
         if autocast is None:
@@ -204,6 +207,24 @@ class VideoObjectTrackingPipeline(Pipeline):
             batch_size=self._resolve_batch_size(batch_size), autocast=autocast, mask_threshold=mask_threshold,
             return_logits=return_logits,
         )
+
+    def _text_session(self, video, prune_memory, frame_resize, batch_size, autocast, mask_threshold, return_logits) -> TextTrackingSession:
+        """A :class:`~sam2_pipelines.text_tracking.TextTrackingSession` (``Sam3VideoModel``); options it cannot
+        honour are refused rather than ignored."""
+        given = {**self._forward_params, "batch_size": self._resolve_batch_size(batch_size)}
+        given.update({k: v for k, v in dict(autocast=autocast, mask_threshold=mask_threshold, return_logits=return_logits).items() if v is not None})
+        unsupported = [
+            f"{name}={given[name]!r}" for name, default in (("batch_size", 1), ("autocast", None), ("mask_threshold", 0.0), ("return_logits", False))
+            if given.get(name, default) != default
+        ]
+        if unsupported:
+            raise ValueError(
+                f"{', '.join(unsupported)} not supported with a text tracker ({type(self.model).__name__}): it tracks with "
+                "transformers' SAM 3 video model as it is (one frame at a time, float32, masks at logit 0)"
+            )
+        if frame_resize is None:
+            frame_resize = self._forward_params.get("frame_resize", TEXT_FRAME_RESIZE)
+        return TextTrackingSession(self.model, self.processor, video, device=self.device, prune_memory=prune_memory, frame_resize=frame_resize)
 
     def __call__(self, video, **kwargs):
         """Track the prompted objects through ``video``.
@@ -261,7 +282,9 @@ class VideoObjectTrackingPipeline(Pipeline):
         prompts = [] if options["prompts"] is None else parse_prompts(options["prompts"])  # as dataset rows' prompts
         if not prompts:
             raise ValueError('give at least one prompt, e.g. prompts=[{"frame": 0, "obj_id": 1, "points": [[x, y]], "labels": [1]}]')
-        if is_stream(video):
+        if is_text_video_model(self.model):
+            results = self._track_text(video, prompts, options, batch_size)
+        elif is_stream(video):
             if batch_size > 1:
                 logger.warning("batch_size=%d has no effect on an iterator of frames: a stream is encoded one frame at a time", batch_size)
             results = self._track_stream(video, list(prompts), options)
@@ -283,12 +306,37 @@ class VideoObjectTrackingPipeline(Pipeline):
             results = _closing(session, results)
         return results if options["stream"] else list(results)
 
-    def _track_stream(self, frames, prompts: list, options: dict):
-        """Track an iterator of frames as it arrives (forward only); prompts apply when their frame arrives."""
+    def _track_text(self, video, prompts: list, options: dict, batch_size: int):
+        """Text prompts with a ``Sam3VideoModel``: a video is propagated; a stream is pushed frame by frame."""
         if options["direction"] != "forward":
-            raise ValueError(f"an iterator of frames can only be tracked forward, got direction={options['direction']!r}")
+            raise ValueError(f"a text tracker (Sam3VideoModel) tracks forward only, got direction={options['direction']!r}")
+        stream = is_stream(video)
+        if stream:
+            start, limit = self._stream_range(options)
+            by_frame = {frame: [c for p in group for c in text_prompt(p)[1]] for frame, group in self._prompts_by_frame(prompts, start).items()}
+        session = self.session(None if stream else video, batch_size=batch_size, **self._session_options(options))
+        try:
+            if stream:
+                push = lambda frame, concepts: session.push_frame(frame, text=concepts or None, output=options["output"])  # noqa: E731
+                return _closing(session, self._stream_results(video, by_frame, start, limit, options, push))
+            for prompt in prompts:
+                session.add_prompt(prompt)
+            results = session.propagate(start_frame=options["start_frame"], max_frames=options["max_frames"], output=options["output"], progress=options["progress"])
+        except BaseException:
+            session.close()
+            raise
+        return _closing(session, results)
+
+    @staticmethod
+    def _stream_range(options: dict) -> tuple[int, int | None]:
+        """A stream's checked ``(start_frame, max_frames)``: where tracking starts and how many frames at most."""
         start = 0 if options["start_frame"] is None else check_int(options["start_frame"], "start_frame", minimum=0)
         limit = None if options["max_frames"] is None else check_int(options["max_frames"], "max_frames", minimum=1)
+        return start, limit
+
+    @staticmethod
+    def _prompts_by_frame(prompts: list, start: int) -> dict:
+        """Prompts of a stream grouped by their frame (checked: dicts with a frame at or after ``start``)."""
         by_frame: dict[int, list] = {}
         for prompt in prompts:
             if not isinstance(prompt, dict) or "frame" not in prompt:
@@ -297,13 +345,29 @@ class VideoObjectTrackingPipeline(Pipeline):
             if frame < start:
                 raise ValueError(f"prompt on frame {frame} comes before start_frame {start}")
             by_frame.setdefault(frame, []).append(prompt)
-        return self._stream_results(frames, by_frame, start, limit, options)
+        return by_frame
 
-    def _stream_results(self, frames, by_frame, start, limit, options):
+    def _track_stream(self, frames, prompts: list, options: dict):
+        """Track an iterator of frames as it arrives (forward only); prompts apply when their frame arrives."""
+        if options["direction"] != "forward":
+            raise ValueError(f"an iterator of frames can only be tracked forward, got direction={options['direction']!r}")
+        start, limit = self._stream_range(options)
+        by_frame = self._prompts_by_frame(prompts, start)
+        session = self.session(**self._session_options(options))
+
+        def push(frame, group):
+            prompts = [{k: v for k, v in p.items() if k != "frame"} for p in group]
+            return session.push_frame(frame, prompts=prompts, output=options["output"])
+
+        return self._stream_results(frames, by_frame, start, limit, options, push)
+
+    @staticmethod
+    def _stream_results(frames, by_frame: dict, start: int, limit, options: dict, push):
+        """Push the stream's frames from ``start`` (at most ``limit``) with ``push(frame, by_frame.get(index, []))``;
+        results report the stream's own frame indices (a session numbers pushed frames from 0)."""
         from tqdm.auto import tqdm
 
-        session = self.session(**self._session_options(options))
-        last_prompted = max(by_frame)
+        last_prompted = max(by_frame, default=0)
         seen = -1
         count = 0
         with tqdm(desc="tracking", unit="frame", disable=not options["progress"], total=limit) as bar:
@@ -313,9 +377,7 @@ class VideoObjectTrackingPipeline(Pipeline):
                     continue
                 if limit is not None and count >= limit:
                     break
-                # the session numbers pushed frames from 0; results report the stream's own indices
-                prompts = [{k: v for k, v in p.items() if k != "frame"} for p in by_frame.get(index, [])]
-                result = session.push_frame(frame, prompts=prompts, output=options["output"])
+                result = push(frame, by_frame.get(index, []))
                 result["frame_idx"] = index
                 count += 1
                 bar.update(1)

@@ -60,6 +60,13 @@ def tiny_sam3_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_sam3_video_model_dir(tmp_path_factory):
+    """Directory holding a tiny ``Sam3VideoModel`` (text prompts on videos) + ``Sam3VideoProcessor`` (112-pixel
+    input), tuned to find and keep a few instances of any concept (:func:`sam2_pipelines.testing.build_tiny_model`)."""
+    return _saved(tmp_path_factory, "sam3-video")
+
+
+@pytest.fixture(scope="session")
 def tiny_sam3_tracker_video_model_dir(tmp_path_factory):
     """Directory holding a tiny ``Sam3TrackerVideoModel`` + ``Sam3TrackerVideoProcessor`` (112-pixel input) whose
     objects are reported visible."""

@@ -62,7 +62,7 @@ def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
 
 def test_track_without_prompts_is_a_usage_error(video_path, capsys):
     assert cli.main(["track", video_path, "--out", "unused"]) == 2
-    assert "at least one --point or --box" in capsys.readouterr().err
+    assert "at least one --point, --box or --text" in capsys.readouterr().err
 
 
 def test_two_boxes_for_one_object_is_a_usage_error(video_path, capsys):
@@ -200,6 +200,30 @@ def test_track_writes_palette_pngs_overlay_and_json(tiny_video_model_dir, video_
     assert any((np.asarray(Image.open(p)) > 0).any() for p in pngs)
     overlay = open_video(str(out / "overlay.mp4"))
     assert len(overlay) == 8 and (overlay.height, overlay.width) == (96, 128)
+
+
+def test_track_text_writes_every_instance_with_its_concept(tiny_sam3_video_model_dir, video_path, tmp_path):
+    from transformers import pipeline
+
+    out = tmp_path / "out"
+    argv = ["track", video_path, "--text", "red car", "--frame", "2", "--text", "dog", "--out", str(out), "--model", tiny_sam3_video_model_dir, "--no-progress"]
+    assert cli.main(argv) == 0
+    expected = pipeline("video-object-tracking", model=tiny_sam3_video_model_dir)(video_path, prompts=[{"frame": 0, "text": ["red car"]}, {"frame": 2, "text": ["dog"]}])
+    document = json.loads((out / "tracks.json").read_text())
+    assert document["prompts"] == [{"frame": 0, "text": ["red car"]}, {"frame": 2, "text": ["dog"]}]
+    assert len(document["frames"]) == len(expected) == 8
+    for frame, reference in zip(document["frames"], expected):
+        assert frame["object_ids"] == reference["object_ids"] and frame["concepts"] == reference["concepts"]
+        assert [decode_rle(m).tolist() for m in frame["masks"]] == [m[0].tolist() for m in reference["masks"]]
+    assert any(f["object_ids"] for f in document["frames"]) and (out / "overlay.mp4").is_file()
+
+
+def test_track_text_needs_a_text_model_and_no_clicks(tiny_video_model_dir, video_path, tmp_path, capsys):
+    assert cli.main(["track", video_path, "--text", "car", "--point", "1,1", "--out", str(tmp_path / "a")]) == 2
+    assert "--text cannot be combined with --point/--box" in capsys.readouterr().err
+    assert cli.main(["track", video_path, "--text", "car", "--out", str(tmp_path / "b"), "--model", tiny_video_model_dir, "--no-progress"]) == 1
+    assert "--text needs SAM 3's text video model" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.slow

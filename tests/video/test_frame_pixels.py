@@ -122,7 +122,7 @@ def test_invalid_frame_resize_is_an_error(tracker, tiny_video_model_dir, clip, b
 def test_cli_flag_accepts_the_same_values():
     parser = cli.build_parser()
     base = ["track", "v.mp4", "--point", "1,2", "--out", "o"]
-    assert parser.parse_args(base).frame_resize == "bicubic"
+    assert parser.parse_args(base).frame_resize is None  # the tracker's own default (bicubic for click trackers)
     for value in FRAME_RESIZES:
         assert parser.parse_args([*base, "--frame-resize", value]).frame_resize == value
     with pytest.raises(SystemExit):

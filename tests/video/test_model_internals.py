@@ -99,3 +99,15 @@ def test_only_the_adapter_touches_private_internals():
             if pattern.search(code) and "``" not in code:
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_the_text_session_has_what_pruning_reads():
+    """forget_text_frames prunes transformers' Sam3VideoInferenceSession through these attributes (and per-object
+    output dicts with these storage keys): a release that renames one fails here, not in a user's tracking."""
+    state = model_internals.text_video_session(lambda: 0)
+    for name in ("processed_frames", "output_dict_per_obj", "frames_tracked_per_obj", "mask_inputs_per_obj", "point_inputs_per_obj",
+                 "obj_id_to_tracker_score_frame_wise", "suppressed_obj_ids", "hotstart_removed_obj_ids", "prompts", "obj_id_to_prompt_id"):
+        assert hasattr(state, name), name
+    obj_idx = state.obj_id_to_idx(7)
+    assert set(state.output_dict_per_obj[obj_idx]) == {"cond_frame_outputs", "non_cond_frame_outputs"}
+    assert state.num_frames == 0
