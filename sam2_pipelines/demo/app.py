@@ -16,7 +16,8 @@ Tabs:
 * **Video tracking**: upload a video (one tracking session per video), pick a frame, click objects (one id
   per object; a click segments that frame only), propagate; a correction click after propagation refines
   the frame and the next propagation re-tracks from there; remove objects; export COCO RLE JSON or DAVIS
-  PNGs (zip).
+  PNGs (zip). With SAM 3's text video model (``Sam3VideoModel``) the clicks give way to a text box: every
+  instance of the concepts typed is tracked, each object listed with its concept.
 
 The sample photo and video (``media/``) are offered as examples when the app runs from a source checkout.
 """
@@ -75,6 +76,15 @@ class DemoModels:
 
     def _count_encoder_pass(self, *_):
         self.encoder_passes += 1
+
+    def tracks_text(self) -> bool:
+        """Whether the video model is SAM 3's text video model (loading it now); False when it cannot be loaded."""
+        from ..text_tracking import is_text_video_model
+
+        try:
+            return is_text_video_model(self.tracker().model)
+        except Exception:  # the video tab reports it
+            return False
 
     def tracker(self):
         """The ``video-object-tracking`` pipeline."""
@@ -221,9 +231,21 @@ def add_click(prompts: dict | None, mode: str, x: float, y: float) -> dict:
 
 
 def video_summary(work) -> tuple[str, str]:
-    """``(object ids text, clicks JSON)`` of a :class:`~sam2_pipelines.demo.state.VideoWork` for the video tab."""
-    ids = ", ".join(str(i) for i in work.object_ids) if work.object_ids else "none yet"
-    return ids, json.dumps(work.clicks)
+    """``(object ids text, clicks JSON)`` of a :class:`~sam2_pipelines.demo.state.VideoWork` for the video tab
+    (with a text tracker each id is followed by its concept)."""
+    names = [f"{i} ({work.concepts[i]})" if i in work.concepts else str(i) for i in work.object_ids]
+    return (", ".join(names) if names else "none yet"), json.dumps(work.clicks)
+
+
+def track_text(work, text: str) -> str:
+    """Video tab with a text tracker: track every instance of the comma-separated concepts in ``text``; the status line."""
+    import gradio as gr
+
+    concepts = [concept.strip() for concept in (text or "").split(",") if concept.strip()]
+    if not concepts:
+        raise gr.Error("Type what to track, e.g. 'person' (several concepts: separate them with commas).")
+    count = work.track_text(concepts)
+    return f"tracked {count} frames: {len(work.object_ids)} instances of {', '.join(concepts)}"
 
 
 def _media_examples(*names: str) -> list[list[str]]:
@@ -336,20 +358,27 @@ def _click_and_automatic_tabs(models: DemoModels) -> None:
 
 
 def _video_tab(models: DemoModels) -> None:
-    """The video tab's components and events (inside ``build_demo``'s layout)."""
+    """The video tab's components and events (inside ``build_demo``'s layout): clicks and Propagate, or with SAM 3's
+    text video model a text box and Track text."""
     import gradio as gr
 
+    text = models.tracks_text()
     video_path = gr.State(None)
     with gr.Row():
         video_input = gr.Video(label="Video", sources=["upload"], elem_id="video-input")
-        frame_view = gr.Image(type="numpy", label="Frame (click on objects)", format="png", interactive=False, elem_id="video-frame")
+        label = "Frame" if text else "Frame (click on objects)"
+        frame_view = gr.Image(type="numpy", label=label, format="png", interactive=False, elem_id="video-frame")
     with gr.Row():
         frame_index = gr.Slider(0, 1, value=0, step=1, label="frame", elem_id="video-frame-index")
-        obj_id = gr.Number(value=1, precision=0, minimum=1, label="object id", elem_id="video-obj")
-        video_mode = gr.Radio(list(MODES[:2]), value=MODES[0], label="Click adds", elem_id="video-mode")
-    direction = gr.Radio(["forward", "backward", "both"], value="both", label="propagate", elem_id="video-direction")
+        obj_id = gr.Number(value=0 if text else 1, precision=0, minimum=0 if text else 1, label="object id", elem_id="video-obj")
+        if not text:
+            video_mode = gr.Radio(list(MODES[:2]), value=MODES[0], label="Click adds", elem_id="video-mode")
+    if text:
+        concepts = gr.Textbox(label="Track (comma-separated concepts)", placeholder="person, dog", elem_id="video-concepts")
+    else:
+        direction = gr.Radio(["forward", "backward", "both"], value="both", label="propagate", elem_id="video-direction")
     with gr.Row():
-        track_button = gr.Button("Propagate", variant="primary", elem_id="video-run")
+        track_button = gr.Button("Track text" if text else "Propagate", variant="primary", elem_id="video-run")
         remove_button = gr.Button("Remove object", elem_id="video-remove")
     with gr.Row():
         object_list = gr.Textbox(label="Objects", interactive=False, elem_id="video-objects")
@@ -372,7 +401,7 @@ def _video_tab(models: DemoModels) -> None:
             return None, None, gr.update(maximum=1, value=0), "", "", ""
         work = models.videos.open(path)
         ids, clicks = video_summary(work)
-        status = f"{work.num_frames} frames; click an object on any frame"
+        status = f"{work.num_frames} frames; " + ("type what to track" if text else "click an object on any frame")
         return path, work.view(0), gr.update(maximum=max(work.num_frames - 1, 1), value=0), ids, clicks, status
 
     def on_frame(path, index):
@@ -397,6 +426,12 @@ def _video_tab(models: DemoModels) -> None:
         out = work.write_overlay(Path(tempfile.mkdtemp(prefix="sam2-track-")) / "overlay.mp4")
         return str(out), work.view(int(index)), f"tracked {count} frames from frame {first} ({direction_value})"
 
+    def on_track_text(path, typed, index, progress=gr.Progress(track_tqdm=True)):
+        work = work_of(path)
+        status = track_text(work, typed)
+        out = work.write_overlay(Path(tempfile.mkdtemp(prefix="sam2-track-")) / "overlay.mp4")
+        return str(out), work.view(int(index)), video_summary(work)[0], status
+
     def on_remove(path, obj, index):
         work = work_of(path)
         try:
@@ -409,7 +444,7 @@ def _video_tab(models: DemoModels) -> None:
     def on_export(path, kind):
         work = work_of(path)
         if not work.results:
-            raise gr.Error("Nothing to export yet: click an object first.")
+            raise gr.Error("Nothing to export yet: " + ("track a text first." if text else "click an object first."))
         folder = Path(tempfile.mkdtemp(prefix="sam2-export-"))
         stem = Path(work.path).stem
         if kind == "coco":
@@ -418,8 +453,11 @@ def _video_tab(models: DemoModels) -> None:
 
     video_input.change(on_video, [video_input], [video_path, frame_view, frame_index, object_list, video_clicks, video_status])
     frame_index.change(on_frame, [video_path, frame_index], [frame_view])
-    frame_view.select(on_frame_click, [video_path, frame_index, obj_id, video_mode], [frame_view, object_list, video_clicks, video_status])
-    track_button.click(on_propagate, [video_path, direction, frame_index], [video_output, frame_view, video_status])
+    if text:
+        track_button.click(on_track_text, [video_path, concepts, frame_index], [video_output, frame_view, object_list, video_status])
+    else:
+        frame_view.select(on_frame_click, [video_path, frame_index, obj_id, video_mode], [frame_view, object_list, video_clicks, video_status])
+        track_button.click(on_propagate, [video_path, direction, frame_index], [video_output, frame_view, video_status])
     remove_button.click(on_remove, [video_path, obj_id, frame_index], [frame_view, object_list, video_clicks, video_status])
     export_coco.click(lambda path: on_export(path, "coco"), [video_path], [video_file])
     export_davis.click(lambda path: on_export(path, "davis"), [video_path], [video_file])

@@ -80,13 +80,20 @@ class VideoWork:
 
     Results are kept per frame as COCO RLE (``{"frame_idx", "object_ids", "masks", "scores"}``): a click
     updates the clicked object on the clicked frame; a propagation replaces the frames it tracked.
+
+    With a text tracker (SAM 3's ``Sam3VideoModel``) there are no clicks: :meth:`track_text` finds and tracks
+    every instance of the concepts typed, and ``concepts`` says which concept each object is.
     """
 
     def __init__(self, tracker, path: str):
+        from ..text_tracking import is_text_video_model
         from ..video_io import open_video
 
         self.path = str(path)
+        self._tracker = tracker
+        self.tracks_text = is_text_video_model(tracker.model)
         self._session = tracker.session(self.path)
+        self.concepts: dict[int, str] = {}  # text tracker: object id -> its concept
         # The frames shown are read with a decoder of their own: the session's is busy on its read-ahead thread
         # while it propagates, and the frame slider may ask for a frame meanwhile.
         self._frames = open_video(self.path)
@@ -101,6 +108,8 @@ class VideoWork:
 
     @property
     def object_ids(self) -> list[int]:
+        if self.tracks_text:  # every instance found, not only those still tracked on the last frame
+            return sorted(self.concepts)
         return self._session.object_ids
 
     def frame(self, index: int) -> np.ndarray:
@@ -126,6 +135,8 @@ class VideoWork:
 
     def click(self, index: int, obj_id: int, x: float, y: float, positive: bool = True) -> np.ndarray:
         """Click object ``obj_id`` on frame ``index``: segments that frame only; returns its view."""
+        if self.tracks_text:
+            raise ValueError("this video model tracks what a text names (SAM 3's Sam3VideoModel): type the concepts and press Track text")
         with self._lock:
             index = int(index)
             label = 1 if positive else 0
@@ -141,6 +152,8 @@ class VideoWork:
     def propagate(self, direction: str = "both") -> tuple[int, int]:
         """Track every object: from the earliest frame clicked since the last propagation (first time: the
         earliest prompted frame) in ``direction``. Returns ``(first frame, frames tracked)``."""
+        if self.tracks_text:
+            raise ValueError("this video model tracks what a text names: type the concepts and press Track text")
         with self._lock:
             if not self.object_ids:
                 raise ValueError("click at least one object on a frame first")
@@ -156,13 +169,31 @@ class VideoWork:
             self.changed.clear()
             return first, count
 
+    def track_text(self, concepts: list[str], frame: int = 0) -> int:
+        """Text tracker: find and track every instance of ``concepts`` from ``frame`` on, replacing what was
+        tracked before (a fresh session: the instances found depend on every frame from the start). Returns
+        the number of frames tracked."""
+        with self._lock:
+            self._session.close()
+            self._session = self._tracker.session(self.path)
+            self._session.add_text(concepts, frame=int(frame))
+            self.results, self.concepts = {}, {}
+            for result in self._session.propagate(output="rle", progress=True):
+                frame_idx = int(result["frame_idx"])
+                self.results[frame_idx] = rle_result(frame_idx, result["object_ids"], result["masks"], result["scores"])
+                self.concepts.update(zip(result["object_ids"], result["concepts"]))
+            return len(self.results)
+
     def remove(self, obj_id: int) -> None:
         """Forget object ``obj_id``: its clicks, memory and masks on every frame."""
         with self._lock:
             obj_id = int(obj_id)
             if obj_id not in self.object_ids:
                 raise ValueError(f"there is no object {obj_id}; the objects are {self.object_ids or 'none yet'}")
-            self._session.remove_object(obj_id)
+            if self.tracks_text:
+                self.concepts.pop(obj_id)  # the text session has no memory to keep in step: its tracking is done
+            else:
+                self._session.remove_object(obj_id)
             self.clicks = [click for click in self.clicks if click["obj_id"] != obj_id]
             for frame, result in list(self.results.items()):
                 objects = _by_object(result)
@@ -183,6 +214,8 @@ class VideoWork:
         from ..cli import _json_ready
 
         document = {"video": Path(self.path).name, "clicks": self.clicks, "frames": self.ordered_results()}
+        if self.tracks_text:
+            document["concepts"] = {str(obj_id): concept for obj_id, concept in sorted(self.concepts.items())}
         Path(path).write_text(json.dumps(_json_ready(document)))
         return Path(path)
 

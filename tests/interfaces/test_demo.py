@@ -220,6 +220,41 @@ def test_find_by_text_with_a_sam3_text_model(tiny_sam3_model_dir, tiny_video_mod
     assert "text-input" not in ids and "needs SAM 3's text model" in ids["text-problem"].value and "segment-input" in ids
 
 
+def test_video_work_tracks_text_with_a_sam3_video_model(tiny_sam3_model_dir, tiny_sam3_video_model_dir, tmp_path):
+    """With SAM 3's text video model the video tab tracks typed concepts (results equal the pipeline's), lists each
+    object with its concept, and refuses clicks."""
+    import gradio as gr
+
+    from sam2_pipelines.demo.app import track_text, video_summary
+
+    video = str(testing.synthetic_video(tmp_path / "clip.mp4"))
+    models = DemoModels(tiny_sam3_model_dir, video_model=tiny_sam3_video_model_dir)
+    work = models.videos.open(video)
+    assert work.tracks_text and work.object_ids == []
+    with pytest.raises(ValueError, match="tracks what a text names"):
+        work.click(0, 1, 10, 10)
+    with pytest.raises(gr.Error, match="Type what to track"):
+        track_text(work, " ,")
+    status = track_text(work, "red car, dog")
+    expected = models.tracker()(video, prompts=[{"frame": 0, "text": ["red car", "dog"]}], output="rle")
+    assert sorted(work.results) == list(range(8)) and status.startswith("tracked 8 frames: ")
+    for result in expected:
+        shown = work.results[result["frame_idx"]]
+        assert shown["object_ids"] == result["object_ids"] and shown["masks"] == result["masks"]
+    found = {i: c for r in expected for i, c in zip(r["object_ids"], r["concepts"])}
+    assert found and work.concepts == found
+    ids, _ = video_summary(work)
+    assert ids == ", ".join(f"{i} ({c})" for i, c in sorted(found.items()))
+    first = min(found)
+    work.remove(first)
+    assert first not in work.object_ids and all(first not in r["object_ids"] for r in work.results.values())
+    document = json.loads(work.export_coco(tmp_path / "masks.json").read_text())
+    assert str(first) not in document["concepts"] and len(document["frames"]) == 8
+
+    ids = {getattr(b, "elem_id", None) for b in build_demo(models).blocks.values()}
+    assert {"video-input", "video-concepts", "video-run"} <= ids and "video-mode" not in ids and "video-direction" not in ids
+
+
 def test_examples_offer_the_sample_media(tiny_image_model_dir, tiny_video_model_dir):
     import gradio as gr
 
@@ -238,12 +273,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(tiny_image_model_dir, tiny_video_model_dir, tmp_path_factory):
+def _serve(model: str, video_model: str, log: Path):
+    """Start the demo app on a free port with these models; yield its URL once it answers, then stop it."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("demo") / "app.log"
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    command = [sys.executable, "-m", "sam2_pipelines.demo.app", "--model", tiny_image_model_dir, "--video-model", tiny_video_model_dir,
+    command = [sys.executable, "-m", "sam2_pipelines.demo.app", "--model", model, "--video-model", video_model,
                "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
     with open(log, "w") as handle:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
@@ -272,18 +306,42 @@ def app_url(tiny_image_model_dir, tiny_video_model_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def browser():
+    """Headless Chromium (Debian's chromium, driven by Playwright), shared by the module's pages."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Debian's chromium is required at {CHROMIUM} (./run.sh test installs it: apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.set_default_timeout(120_000)
-        page.goto(app_url, wait_until="domcontentloaded")
-        yield page
+        yield browser
         browser.close()
+
+
+def _browse(browser, url: str):
+    """A page of ``browser`` on ``url``, closed afterwards."""
+    page = browser.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(url, wait_until="domcontentloaded")
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_image_model_dir, tiny_video_model_dir, tmp_path_factory):
+    yield from _serve(tiny_image_model_dir, tiny_video_model_dir, tmp_path_factory.mktemp("demo") / "app.log")
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    yield from _browse(browser, app_url)
+
+
+@pytest.fixture(scope="module")
+def text_page(browser, tiny_sam3_model_dir, tiny_sam3_video_model_dir, tmp_path_factory):
+    """A page of the app started with SAM 3's text models (image and video)."""
+    for url in _serve(tiny_sam3_model_dir, tiny_sam3_video_model_dir, tmp_path_factory.mktemp("text-demo") / "app.log"):
+        yield from _browse(browser, url)
 
 
 def assert_same_picture(shown, expected):
@@ -506,3 +564,46 @@ def test_browser_video_tracking(page, tiny_video_model_dir, tmp_path):
         pictures = {name: np.asarray(Image.open(io.BytesIO(archive.read(name)))) for name in archive.namelist()}
     assert all(set(np.unique(p)) <= {0, 2} for p in pictures.values())
     assert not any(p.any() for name, p in pictures.items() if name != "00002.png")  # object 2 is not propagated yet
+
+
+@pytest.mark.slow
+def test_browser_text_prompts_on_an_image_and_a_video(text_page, tiny_sam3_model_dir, tiny_sam3_video_model_dir, tmp_path):
+    """SAM 3's text models in the browser: Find by text shows the instances of typed concepts; the video tab tracks
+    typed concepts and exports what the pipeline computes here."""
+    from sam2_pipelines.demo.app import text_instances
+
+    page = text_page
+    image, path = _image_file(tmp_path)
+    page.get_by_role("tab", name="Find by text").click()
+    page.locator("#text-input input[type=file]").set_input_files(str(path))
+    page.locator("#text-input img").wait_for(state="visible")
+    page.locator("#text-concepts textarea").fill("red car, dog")
+    field = page.get_by_role("spinbutton", name="number input for score threshold")
+    field.fill("0.25")
+    field.press("Tab")
+    page.locator("#text-run").click()
+    _wait_src_change(page, "#text-output img", None)
+    expected, _, expected_summary = text_instances(DemoModels(tiny_sam3_model_dir), image, "red car, dog", 0.25)
+    assert _wait_text(page, "text-summary", "v.length > 0") == expected_summary
+    assert_same_picture(_fetch_png(page, page.locator("#text-output img")), expected)
+
+    video = testing.synthetic_video(tmp_path / "clip.mp4")
+    page.get_by_role("tab", name="Video tracking").click()
+    page.locator("#video-input input[type=file]").set_input_files(str(video))
+    page.locator("#video-frame img").wait_for(state="visible")
+    _wait_text(page, "video-status", "v === '8 frames; type what to track'")
+    page.locator("#video-concepts textarea").fill("red car")
+    page.locator("#video-run").click()
+    status = _wait_text(page, "video-status", "v.startsWith('tracked')")
+    from transformers import pipeline
+
+    expected = pipeline("video-object-tracking", model=tiny_sam3_video_model_dir)(str(video), prompts=[{"frame": 0, "text": "red car"}], output="rle")
+    found = {i: c for r in expected for i, c in zip(r["object_ids"], r["concepts"])}
+    assert status == f"tracked 8 frames: {len(found)} instances of red car" and found
+    assert _text(page, "video-objects") == ", ".join(f"{i} ({c})" for i, c in sorted(found.items()))
+    page.locator("#video-export-coco").click()
+    exported = json.loads(_download(page, tmp_path, "text.json").read_text())
+    assert exported["concepts"] == {str(i): c for i, c in sorted(found.items())}
+    for frame, want in zip(exported["frames"], expected, strict=True):
+        assert frame["frame_idx"] == want["frame_idx"] and frame["object_ids"] == want["object_ids"]
+        assert [_decode_rle(m).tolist() for m in frame["masks"]] == [_decode_rle(m).tolist() for m in want["masks"]]
