@@ -66,7 +66,7 @@ def _dataset_rows(inputs):
             f"a datasets.Dataset given to mask-generation needs an 'image' column (got columns {columns}); or pass "
             "KeyDataset(dataset, 'your_column')"
         )
-    return _DatasetRows(inputs, ["image"] + [key for key in (*PROMPT_KEYS, "text") if key in columns])
+    return _DatasetRows(inputs, ["image"] + [key for key in (*PROMPT_KEYS, "text", *text_masks.EXEMPLAR_KEYS) if key in columns])
 
 
 def _as_list(items):
@@ -123,6 +123,9 @@ class MaskGenerationPipeline(Pipeline):
                 list with one such entry per image.
             text: with a SAM 3 ``Sam3Model``: a concept (``"red car"``) or a list of concepts; every instance
                 of each is segmented (records with ``score`` and ``concept``). The same for every image of a list.
+            exemplars, exemplar_labels: with text (one concept) or alone, SAM 3's exemplar boxes ``[[x0, y0, x1,
+                y1], ...]`` (pixels) around examples of the concept, labelled 1 (an example) or 0 (not one; default
+                all 1). Alone they are SAM 3's visual prompt (concept ``"visual"``).
             **kwargs: options (see :data:`AMG_DEFAULTS`; with text :class:`~sam2_pipelines.mask_options.TextOptions`),
                 ``batch_size``, ``num_workers``.
         """
@@ -137,6 +140,11 @@ class MaskGenerationPipeline(Pipeline):
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         text = kwargs.pop("text", None)
+        exemplars = {key: kwargs.pop(key) for key in text_masks.EXEMPLAR_KEYS if kwargs.get(key) is not None}
+        if exemplars and text is None:
+            if "exemplars" not in exemplars:
+                raise ValueError("exemplar_labels given without exemplars: give the exemplar boxes too (exemplars=[[x0, y0, x1, y1], ...])")
+            text = text_masks.VISUAL_CONCEPT  # SAM 3 segments what the boxes show
         if text is not None:
             if prompts:
                 raise ValueError(
@@ -147,11 +155,11 @@ class MaskGenerationPipeline(Pipeline):
             if extra and not set(extra) - set(AMG_DEFAULTS):
                 raise ValueError(f"option(s) {', '.join(extra)} do not apply to text prompts; accepted: {', '.join(TEXT_OPTIONS)}")
             if isinstance(inputs, list):
-                inputs = [self._with_prompts(image, {"text": text}) for image in inputs]
+                inputs = [self._with_prompts(image, {"text": text, **exemplars}) for image in inputs]
             elif not (isinstance(inputs, (str, np.ndarray, torch.Tensor)) or hasattr(inputs, "convert")):
                 raise ValueError("text given as a keyword needs a single image or a list of images; for generators and datasets yield dicts {'image': ..., 'text': ...}")
             else:
-                inputs = self._with_prompts(inputs, {"text": text})
+                inputs = self._with_prompts(inputs, {"text": text, **exemplars})
         if prompts:
             extra = sorted(set(kwargs) - set(PROMPTED_OPTIONS) - {"batch_size", "num_workers"})
             if extra and not set(extra) - set(AMG_DEFAULTS):
@@ -209,12 +217,18 @@ class MaskGenerationPipeline(Pipeline):
         """Load the image, validate its prompts and lay out its crops (no model work here)."""
         text = None
         if isinstance(inputs, dict):
-            unknown = sorted(set(inputs) - {"image", "text", *PROMPT_KEYS})
+            unknown = sorted(set(inputs) - {"image", "text", *text_masks.EXEMPLAR_KEYS, *PROMPT_KEYS})
             if unknown or "image" not in inputs:
                 raise ValueError(
-                    f"an input dict needs 'image' and may hold {', '.join(PROMPT_KEYS)} or text; got keys {sorted(inputs)}"
+                    f"an input dict needs 'image' and may hold {', '.join(PROMPT_KEYS)} or text (with exemplars, "
+                    f"exemplar_labels); got keys {sorted(inputs)}"
                 )
             image, prompts, text = inputs["image"], {k: inputs.get(k) for k in PROMPT_KEYS}, inputs.get("text")
+            exemplars = {k: inputs.get(k) for k in text_masks.EXEMPLAR_KEYS}
+            if text is None and exemplars["exemplars"] is not None:
+                text = text_masks.VISUAL_CONCEPT  # SAM 3 segments what the boxes show
+            if text is None and exemplars["exemplar_labels"] is not None:
+                raise ValueError("exemplar_labels given without exemplars: give the exemplar boxes too (exemplars=[[x0, y0, x1, y1], ...])")
         else:
             image, prompts = inputs, {k: None for k in PROMPT_KEYS}
         name = type(self.model).__name__
@@ -224,7 +238,9 @@ class MaskGenerationPipeline(Pipeline):
                 raise ValueError(f"text prompts need SAM 3's text model (Sam3Model, e.g. 'facebook/sam3'); this pipeline runs {name}")
             if any(value is not None for value in prompts.values()):
                 raise ValueError("an input holds both text and point/box/mask prompts; give one kind per image")
-            return {"image": load_rgb(image, timeout=options.get("timeout")), "text": concepts}
+            image = load_rgb(image, timeout=options.get("timeout"))
+            found = text_masks.check_exemplars(exemplars["exemplars"], exemplars["exemplar_labels"], concepts, image.shape[:2])
+            return {"image": image, "text": concepts, "exemplars": found}
         if text_masks.is_text_model(self.model):
             raise ValueError(
                 f"{name} segments what a text prompt names: give text='a concept' (or a list of concepts); for clicks, "
@@ -262,7 +278,8 @@ class MaskGenerationPipeline(Pipeline):
         for i, item in enumerate(items):
             if "text" in item:
                 outputs[i] = text_masks.segment_concepts(
-                    self.model, self.processor, item["image"], item["text"], opts.score_threshold, opts.mask_threshold, opts.output_mode
+                    self.model, self.processor, item["image"], item["text"], opts.score_threshold, opts.mask_threshold, opts.output_mode,
+                    exemplars=item["exemplars"],
                 )
         automatic = [item.get("prompts") is None and "text" not in item for item in items]
         generator = AutomaticMaskGenerator(self.image_model, resolve_options(options)) if any(automatic) else None

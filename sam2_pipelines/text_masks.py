@@ -14,6 +14,13 @@ import numpy as np
 from . import amg
 from .automatic_masks import result_of
 from .masks import area_rle, batched_mask_to_box, encode_rle_batch, rle_in_format
+from .prompts import normalize_boxes
+
+#: Keys of exemplar boxes in a call or an input dict: boxes around examples of the concept, and 1 (an example of
+#: it) or 0 (not one) per box.
+EXEMPLAR_KEYS = ("exemplars", "exemplar_labels")
+#: The concept SAM 3 segments from exemplar boxes alone (transformers' processor names it so).
+VISUAL_CONCEPT = "visual"
 
 #: Model classes that segment by text.
 TEXT_MODEL_CLASS_NAMES = ("Sam3Model",)
@@ -32,10 +39,33 @@ def check_concepts(text) -> list[str]:
     return [c.strip() for c in concepts]
 
 
-def segment_concepts(model, processor, image: np.ndarray, concepts: list[str], score_threshold: float, mask_threshold: float, output_mode: str) -> dict:
+def check_exemplars(exemplars, labels, concepts: list[str] | None, image_size) -> dict | None:
+    """Exemplar boxes of one image: ``exemplars`` ``[[x0, y0, x1, y1], ...]`` in pixels and ``labels`` (1: an example of
+    the concept, 0: not one; default all 1) -> ``{"boxes": list, "labels": list}``, or ``None`` without exemplars.
+
+    Exemplars refine one concept (or stand alone: SAM 3 then segments what the boxes show); with several concepts
+    it would be unclear which one they show, so that is a ValueError.
+    """
+    if exemplars is None:
+        if labels is not None:
+            raise ValueError("exemplar_labels given without exemplars: give the exemplar boxes too (exemplars=[[x0, y0, x1, y1], ...])")
+        return None
+    if concepts is not None and len(concepts) > 1:
+        raise ValueError(f"exemplar boxes show examples of one concept; got {len(concepts)} concepts ({', '.join(concepts)}): give one concept per call")
+    boxes = normalize_boxes(exemplars, image_size)
+    if labels is None:
+        labels = [1] * len(boxes)
+    array = np.asarray(labels)
+    if array.shape != (len(boxes),) or not np.isin(array, (0, 1)).all():
+        raise ValueError(f"exemplar_labels must hold one 1 (an example of the concept) or 0 (not one) per exemplar box ({len(boxes)}), got {labels!r}")
+    return {"boxes": boxes.tolist(), "labels": [int(v) for v in array]}
+
+
+def segment_concepts(model, processor, image: np.ndarray, concepts: list[str], score_threshold: float, mask_threshold: float, output_mode: str, exemplars: dict | None = None) -> dict:
     """Every instance of each concept in ``image`` (``(H, W, 3)`` uint8) scoring above ``score_threshold``.
 
-    ``mask_threshold`` is on the mask logits (0.0: probability 0.5, transformers' and Meta's default). Returns
+    ``mask_threshold`` is on the mask logits (0.0: probability 0.5, transformers' and Meta's default).
+    ``exemplars`` (:func:`check_exemplars`) adds example boxes to the one concept. Returns
     ``{"masks": [...], "scores": float32 array, "records": [...]}``, instances of the first concept first,
     each concept's instances in the model's order.
     """
@@ -45,8 +75,12 @@ def segment_concepts(model, processor, image: np.ndarray, concepts: list[str], s
     vision_embeds = model.get_vision_features(pixel_values=pixel_values)
     records = []
     for concept in concepts:
-        text = processor(text=concept, return_tensors="pt")
-        outputs = model(vision_embeds=vision_embeds, input_ids=text["input_ids"].to(device), attention_mask=text["attention_mask"].to(device))
+        boxes = {}
+        if exemplars is not None:
+            boxes = dict(input_boxes=[exemplars["boxes"]], input_boxes_labels=[exemplars["labels"]], original_sizes=[[height, width]])
+        text = processor(text=concept, return_tensors="pt", **boxes)
+        extra = {key: text[key].to(device) for key in ("input_boxes", "input_boxes_labels") if key in text}
+        outputs = model(vision_embeds=vision_embeds, input_ids=text["input_ids"].to(device), attention_mask=text["attention_mask"].to(device), **extra)
         found = processor.post_process_instance_segmentation(
             outputs, threshold=score_threshold, mask_threshold=_probability(mask_threshold), target_sizes=[(height, width)]
         )[0]

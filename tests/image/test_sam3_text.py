@@ -92,3 +92,57 @@ def test_model_and_processor_instances(tiny_sam3_model_dir, segmenter, image):
     loaded = pipeline("mask-generation", model=Sam3Model.from_pretrained(tiny_sam3_model_dir), processor=Sam3Processor.from_pretrained(tiny_sam3_model_dir))
     assert isinstance(loaded, MaskGenerationPipeline)
     np.testing.assert_array_equal(loaded(image, text="cat", score_threshold=0.0)["scores"], segmenter(image, text="cat", score_threshold=0.0)["scores"])
+
+
+def transformers_exemplar_instances(segmenter, image, concept, boxes, labels, threshold):
+    """transformers' own SAM 3 API with exemplar boxes: processor(images, text, input_boxes, input_boxes_labels), model, post-processing."""
+    processor, model = segmenter.processor, segmenter.model
+    inputs = processor(images=image, text=concept, input_boxes=[boxes], input_boxes_labels=[labels], return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    return processor.post_process_instance_segmentation(outputs, threshold=threshold, mask_threshold=0.5, target_sizes=inputs["original_sizes"].tolist())[0]
+
+
+@pytest.mark.parametrize("concept", ["red car", None])
+def test_exemplar_boxes_equal_transformers_sam3(segmenter, image, concept):
+    boxes, labels = [[10, 20, 60, 70], [80, 10, 150, 100]], [1, 0]
+    keywords = {} if concept is None else {"text": concept}
+    ours = segmenter(image, exemplars=boxes, exemplar_labels=labels, score_threshold=0.0, **keywords)
+    theirs = transformers_exemplar_instances(segmenter, image, concept or "visual", boxes, labels, 0.0)
+    assert len(ours["records"]) == len(theirs["scores"]) > 0
+    np.testing.assert_allclose(ours["scores"], theirs["scores"].numpy(), rtol=0, atol=1e-6)
+    for record, mask in zip(ours["records"], theirs["masks"]):
+        assert np.array_equal(record["segmentation"], mask.numpy().astype(bool))
+        assert record["concept"] == (concept or "visual")
+    plain = segmenter(image, text="red car", score_threshold=0.0)
+    assert not np.allclose(plain["scores"], ours["scores"]) or concept is None  # the exemplars change the detections
+
+
+def test_exemplars_in_input_dicts_and_defaults(segmenter, image):
+    boxes = [[10, 20, 60, 70]]
+    called = segmenter(image, text="dog", exemplars=boxes, score_threshold=0.0)
+    row = segmenter([{"image": image, "text": "dog", "exemplars": boxes, "exemplar_labels": [1]}], score_threshold=0.0)[0]
+    np.testing.assert_array_equal(called["scores"], row["scores"])
+
+
+@pytest.mark.parametrize(
+    "keywords, message",
+    [
+        ({"text": ["red car", "dog"], "exemplars": [[1, 1, 5, 5]]}, "one concept per call"),
+        ({"text": "dog", "exemplars": [[1, 1, 5, 5]], "exemplar_labels": [2]}, "exemplar_labels must hold"),
+        ({"text": "dog", "exemplars": [[1, 1, 5, 5]], "exemplar_labels": [1, 0]}, "exemplar_labels must hold"),
+        ({"text": "dog", "exemplar_labels": [1]}, "without exemplars"),
+        ({"exemplar_labels": [1]}, "without exemplars"),
+        ({"text": "dog", "exemplars": [[5, 5, 1, 1]]}, "x0 <= x1"),
+        ({"text": "dog", "exemplars": [1, 1, 5, 5]}, "wrap it in a list"),
+    ],
+)
+def test_bad_exemplars_are_refused(segmenter, image, keywords, message):
+    with pytest.raises(ValueError, match=message):
+        segmenter(image, **keywords)
+
+
+def test_exemplars_need_the_text_model(tiny_image_model_dir, image):
+    generator = pipeline("mask-generation", model=tiny_image_model_dir)
+    with pytest.raises(ValueError, match="Sam3Model"):
+        generator(image, exemplars=[[1, 1, 5, 5]])
