@@ -91,7 +91,9 @@ class TextTrackingSession:
         self._prune = prune_memory
         self._feed = FrameFeed(video, processor, frame_resize, self._device, model.dtype, read_ahead=2)
         self._concepts: dict[int, list[str]] = {}  # frame -> concepts first looked for on it
+        self._size = None if video is None else (self._feed.height, self._feed.width)  # a stream's: from its first frame
         self._state = None
+        self._steps = 0  # frames the model has tracked in this state (a stream's frame count, for the model)
         self._generation = 0
         self._closed = False
 
@@ -158,7 +160,8 @@ class TextTrackingSession:
 
     def propagate(self, start_frame: int | None = None, max_frames: int | None = None, output: Output = "binary", progress: bool = False) -> Iterator[dict]:
         """Track every instance of the concepts forward from ``start_frame`` (default: the earliest concept's
-        frame), for at most ``max_frames`` frames (default: to the end). Yields per-frame results in frame order.
+        frame), for at most ``max_frames`` frames (default: to the end). Yields per-frame results in frame order;
+        frames before the first concept's have no objects.
 
         Each call tracks from scratch (the concepts stay). Arguments are checked here, before any work.
         """
@@ -173,8 +176,6 @@ class TextTrackingSession:
         start = first if start_frame is None else check_int(start_frame, "start_frame", minimum=0)
         if start >= self.num_frames:
             raise ValueError(f"start_frame {start} is out of range: the video has {self.num_frames} frames")
-        if start > first:
-            raise ValueError(f"start_frame {start} comes after the first frame with text ({first}): concepts are looked for from their frame on")
         stop = self.num_frames if max_frames is None else min(self.num_frames, start + check_int(max_frames, "max_frames", minimum=1))
         self._generation += 1
         return self._run(range(start, stop), output, progress, self._generation)
@@ -182,12 +183,16 @@ class TextTrackingSession:
     def _run(self, frames: range, output: str, progress: bool, generation: int) -> Iterator[dict]:
         from tqdm.auto import tqdm
 
-        self._state = self._new_state(count_frames=lambda: self.num_frames)
+        self._state = self._new_state(count_frames=lambda: self.num_frames)  # a video's length, as transformers' session
         delay = self._model.hotstart_delay
         held = []
-        self._feed.want(list(frames))
+        first = min(self._concepts)
+        self._feed.want([frame for frame in frames if frame >= first])
         for frame in tqdm(frames, desc="tracking", unit="frame", disable=not progress):
             self._check_current(generation)
+            if frame < first:  # nothing to look for yet
+                yield self._empty(frame, output)
+                continue
             out = self._step(frame, self._feed.load(frame), streaming=False)
             if delay > 0:  # as propagate_in_video_iterator: hold results until hotstart removals are known
                 held.append(out)
@@ -211,33 +216,38 @@ class TextTrackingSession:
         if not self.streaming:
             raise ValueError("push_frame is for streaming sessions (tracker.session() without a video); this session has a video: use propagate()")
         check_choice(output, "output", OUTPUTS)
+        rgb = to_rgb_frame(frame)
+        if self._size is not None and rgb.shape[:2] != self._size:
+            raise ValueError(f"frame {self.num_frames} is {rgb.shape[1]}x{rgb.shape[0]}, the stream's frames are {self._size[1]}x{self._size[0]}")
         if text is not None:
             self.add_text(text, frame=self.num_frames)
-        if not self._concepts:
-            raise ValueError('no text to track: give the concepts with the first frame, e.g. session.push_frame(frame, text="person")')
-        rgb = to_rgb_frame(frame)
-        if self._state is None:
-            self._state = self._new_state(count_frames=lambda: self.num_frames)
-            self._state.video_height, self._state.video_width = rgb.shape[:2]
-        elif rgb.shape[:2] != (self._state.video_height, self._state.video_width):
-            raise ValueError(f"frame {self.num_frames} is {rgb.shape[1]}x{rgb.shape[0]}, the stream's frames are {self._state.video_width}x{self._state.video_height}")
+        self._size = rgb.shape[:2]
         index = self._feed.push(rgb)
         self._generation += 1
+        if not self._concepts:  # nothing to look for yet
+            return self._empty(index, output)
+        if self._state is None:
+            self._state = self._new_state(count_frames=lambda: self._steps)  # frames given to the model, as transformers' stream
+            self._state.video_height, self._state.video_width = self._size
         return self._format(self._step(index, self._feed.latest, streaming=True), output)
 
     def _new_state(self, count_frames):
         height, width = (None, None) if self.streaming else (self._feed.height, self._feed.width)
+        self._steps = 0
         return model_internals.text_video_session(
             count_frames, video_height=height, video_width=width, inference_device=self._device,
             inference_state_device=self._device, video_storage_device=self._device, dtype=self._model.dtype,
         )
 
     def _step(self, frame: int, pixels: torch.Tensor, streaming: bool):
-        """One frame through the model (concepts of this frame added first), then drop what it cannot read."""
+        """One frame through the model (concepts looked for from this frame on added first), then drop what it
+        cannot read."""
         state = self._state
-        new = self._concepts.get(frame)
+        known = set(state.prompts.values())
+        new = [c for start, names in sorted(self._concepts.items()) if start <= frame for c in names if c not in known]
         if new:
             self._processor.add_text_prompt(state, new)
+        self._steps += 1
         if not streaming:  # the model adds a streamed frame itself
             state.add_new_frame(pixels, frame)
         with torch.inference_mode():
@@ -245,6 +255,14 @@ class TextTrackingSession:
         if self._prune:
             model_internals.forget_text_frames(state, frame, self._model.tracker_model.config)
         return out
+
+    def _empty(self, frame: int, output: str) -> dict:
+        """The result of a frame with nothing to look for (before the first concept's frame)."""
+        if output == "rle":
+            return {"frame_idx": int(frame), "object_ids": [], "masks": [], "scores": [], "concepts": []}
+        height, width = self._size
+        masks = np.zeros((0, 1, height, width), dtype=bool)
+        return {"frame_idx": int(frame), "object_ids": [], "masks": masks, "scores": np.zeros(0, dtype=np.float32), "concepts": []}
 
     def _format(self, out, output: str) -> dict:
         found = self._processor.postprocess_outputs(self._state, out)

@@ -52,17 +52,17 @@ def transformers_video(tracker, frames, concepts, start=0, max_frames=None) -> l
     ]
 
 
-def transformers_stream(tracker, frames, concepts_by_frame) -> list:
+def transformers_stream(tracker, frames, concepts_by_frame, first_index: int = 0) -> list:
     """transformers' streaming API: ``init_video_session()``, then ``model(frame=...)`` per frame with the
-    processor's pixels; concepts added before the frame they are given with."""
+    processor's pixels (frames numbered from ``first_index``); concepts added before the frame they are given with."""
     processor, model = tracker.processor, tracker.model
     session = processor.init_video_session(inference_device="cpu")
     results = []
-    for index, frame in enumerate(frames):
+    for index, frame in enumerate(frames, start=first_index):
         if index in concepts_by_frame:
             processor.add_text_prompt(session, concepts_by_frame[index])
         inputs = processor(images=frame, return_tensors="pt")
-        output = model(inference_session=session, frame=inputs.pixel_values[0])
+        output = model(inference_session=session, frame=inputs.pixel_values[0], frame_idx=index)
         results.append((index, processor.postprocess_outputs(session, output, original_sizes=inputs.original_sizes)))
     return results
 
@@ -101,7 +101,22 @@ def test_kept_memory_gives_the_same_results(text_tracker, clip):
 def test_start_frame_and_max_frames_follow_transformers(text_tracker, clip):
     ours = text_tracker(clip, prompts=[{"frame": 3, "text": "car"}], max_frames=9)
     assert [r["frame_idx"] for r in ours] == list(range(3, 12))
-    assert_same(ours, transformers_video(text_tracker, decoded_frames(clip), ["car"], start=3, max_frames=9))
+    theirs = transformers_video(text_tracker, decoded_frames(clip), ["car"], start=3, max_frames=9)
+    assert_same(ours, theirs)
+    # concepts given on frame 0, tracking started on frame 3: the same; started on frame 0 with text from frame 3:
+    # frames 0-2 have nothing to look for, then the same
+    assert_same(text_tracker(clip, prompts=[{"frame": 0, "text": "car"}], start_frame=3, max_frames=9), theirs)
+    early = text_tracker(clip, prompts=[{"frame": 3, "text": "car"}], start_frame=0, max_frames=12)
+    assert [r["object_ids"] for r in early[:3]] == [[], [], []] and early[0]["masks"].shape == (0, 1, H, W)
+    assert_same(early[3:], theirs)
+
+
+def test_a_stream_before_its_first_text_has_no_objects(text_tracker, frames):
+    with text_tracker.session() as stream:
+        before = [stream.push_frame(frame) for frame in frames[:2]]
+        after = [stream.push_frame(frame, text="red car" if i == 0 else None) for i, frame in enumerate(frames[2:6])]
+    assert [r["object_ids"] for r in before] == [[], []] and [r["frame_idx"] for r in after] == [2, 3, 4, 5]
+    assert_same(after, transformers_stream(text_tracker, frames[2:6], {2: ["red car"]}, first_index=2))
 
 
 def test_stream_equals_transformers_streaming_and_later_concepts_get_new_ids(text_tracker, frames):
@@ -195,11 +210,10 @@ def test_session_misuse_is_refused(text_tracker, clip, frames):
     with pytest.raises(ValueError, match="closed"):
         session.propagate()
     with text_tracker.session() as stream:
-        with pytest.raises(ValueError, match="no text to track"):
-            stream.push_frame(frames[0])
         stream.push_frame(frames[0], text="car")
         with pytest.raises(ValueError, match="is 64x48"):
-            stream.push_frame(frames[0][:48, :64])
+            stream.push_frame(frames[0][:48, :64], text="dog")
+        assert stream.num_frames == 1 and stream.concepts == {0: ["car"]}  # the refused frame added nothing
 
 
 def test_model_and_processor_instances(tiny_sam3_video_model_dir, text_tracker, clip):
