@@ -29,7 +29,6 @@ from pathlib import Path
 from .loading import DEFAULT_MODEL
 from .mask_options import AMG_DEFAULTS, TextOptions
 from .text_masks import is_text_model
-from .text_tracking import is_text_video_model
 from .validation import DIRECTIONS, FRAME_RESIZES
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -417,6 +416,8 @@ def track(args) -> int:
     texts = [p for p in prompts if "text" in p]
     if texts and len(texts) != len(prompts):
         raise UsageError("--text cannot be combined with --point/--box: text is tracked by SAM 3's Sam3VideoModel, clicks and boxes by the other trackers")
+    if texts and any(kind == "obj" for kind, _ in tokens):
+        raise UsageError("--obj applies to --point/--box; with --text every instance gets its own id")
     if not os.path.exists(args.video):
         raise CommandError(f"video not found: {args.video}")
     _check_out_dir(args.out)
@@ -424,19 +425,20 @@ def track(args) -> int:
         if (args.out / name).is_dir():
             raise UsageError(f"{args.out / name} is a folder; track writes a file there (move it or pick another --out)")
     tracker = load_pipeline("video-object-tracking", args.model, args.device, args.dtype, args.progress)
-    if bool(texts) != is_text_video_model(tracker.model):
-        needs = "--text needs SAM 3's text video model (Sam3VideoModel, e.g. --model facebook/sam3)" if texts else "a text video model (Sam3VideoModel) tracks --text prompts, not --point/--box"
-        raise CommandError(f"{needs}; {args.model} is a {type(tracker.model).__name__}")
     video = video_io.open_video(args.video)
-    results = tracker(
-        video,
-        prompts=prompts,
-        direction=args.direction,
-        start_frame=args.start_frame,
-        max_frames=args.max_frames,
-        progress=args.progress,
-        **({} if args.frame_resize is None else {"frame_resize": args.frame_resize}),
-    )
+    try:
+        results = tracker(
+            video,
+            prompts=prompts,
+            direction=args.direction,
+            start_frame=args.start_frame,
+            max_frames=args.max_frames,
+            progress=args.progress,
+            **({} if args.frame_resize is None else {"frame_resize": args.frame_resize}),
+        )
+    except BaseException:
+        video.close()
+        raise
     frames = [
         {
             "frame_idx": int(result["frame_idx"]),

@@ -140,10 +140,11 @@ class MaskGenerationPipeline(Pipeline):
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         text = kwargs.pop("text", None)
-        exemplars = {key: kwargs.pop(key) for key in text_masks.EXEMPLAR_KEYS if kwargs.get(key) is not None}
+        exemplars = {key: kwargs.pop(key) for key in text_masks.EXEMPLAR_KEYS if key in kwargs}
+        exemplars = {key: value for key, value in exemplars.items() if value is not None}
         if exemplars and text is None:
             if "exemplars" not in exemplars:
-                raise ValueError("exemplar_labels given without exemplars: give the exemplar boxes too (exemplars=[[x0, y0, x1, y1], ...])")
+                text_masks.check_exemplars(None, exemplars["exemplar_labels"], None, None)  # labels alone: refused
             text = text_masks.VISUAL_CONCEPT  # SAM 3 segments what the boxes show
         if text is not None:
             if prompts:
@@ -225,10 +226,10 @@ class MaskGenerationPipeline(Pipeline):
                 )
             image, prompts, text = inputs["image"], {k: inputs.get(k) for k in PROMPT_KEYS}, inputs.get("text")
             exemplars = {k: inputs.get(k) for k in text_masks.EXEMPLAR_KEYS}
+            if text is None and exemplars["exemplars"] is None and exemplars["exemplar_labels"] is not None:
+                text_masks.check_exemplars(None, exemplars["exemplar_labels"], None, None)  # labels alone: refused
             if text is None and exemplars["exemplars"] is not None:
                 text = text_masks.VISUAL_CONCEPT  # SAM 3 segments what the boxes show
-            if text is None and exemplars["exemplar_labels"] is not None:
-                raise ValueError("exemplar_labels given without exemplars: give the exemplar boxes too (exemplars=[[x0, y0, x1, y1], ...])")
         else:
             image, prompts = inputs, {k: None for k in PROMPT_KEYS}
         name = type(self.model).__name__

@@ -103,7 +103,7 @@ def validate_options(options: dict) -> dict:
     if unknown:
         raise ValueError(
             f"unknown keyword argument(s) {', '.join(unknown)} for mask-generation. Accepted: prompts "
-            f"{', '.join(PROMPT_KEYS)}, text; options {', '.join(AMG_DEFAULTS)}; with text also "
+            f"{', '.join(PROMPT_KEYS)}, text (with exemplars, exemplar_labels); options {', '.join(AMG_DEFAULTS)}; with text also "
             f"{', '.join(TEXT_ONLY_OPTIONS)}; and the pipeline's batch_size, num_workers"
         )
 

@@ -94,6 +94,7 @@ class TextTrackingSession:
         self._size = None if video is None else (self._feed.height, self._feed.width)  # a stream's: from its first frame
         self._state = None
         self._steps = 0  # frames the model has tracked in this state (a stream's frame count, for the model)
+        self._offset = 0  # a stream's index of the first frame the model tracked: the model numbers frames from it
         self._generation = 0
         self._closed = False
 
@@ -119,16 +120,18 @@ class TextTrackingSession:
         return [] if self._state is None else list(self._state.obj_ids)
 
     def memory_stats(self) -> dict:
-        """What the session holds now: frames' pixels, per-frame outputs (all objects) and their tensor bytes."""
+        """What the session holds now: frames' pixels, per-frame outputs of all objects (``prompted_outputs`` are the
+        model's conditioning frames; ``pointer_only_outputs`` of them keep just their object pointer) and the bytes
+        of every tensor held."""
         state = self._state
         if state is None:
-            return {"frames": 0, "tracked_outputs": 0, "prompted_outputs": 0, "bytes": 0}
-        tracked = sum(len(o["non_cond_frame_outputs"]) for o in state.output_dict_per_obj.values())
-        prompted = sum(len(o["cond_frame_outputs"]) for o in state.output_dict_per_obj.values())
+            return {"frames": 0, "tracked_outputs": 0, "prompted_outputs": 0, "pointer_only_outputs": 0, "bytes": 0}
+        prompted = [out for o in state.output_dict_per_obj.values() for out in o["cond_frame_outputs"].values()]
         return {
             "frames": len(state.processed_frames or {}),
-            "tracked_outputs": tracked,
-            "prompted_outputs": prompted,
+            "tracked_outputs": sum(len(o["non_cond_frame_outputs"]) for o in state.output_dict_per_obj.values()),
+            "prompted_outputs": len(prompted),
+            "pointer_only_outputs": sum("maskmem_features" not in out for out in prompted),
             "bytes": _tensor_bytes(state.__dict__),
         }
 
@@ -147,8 +150,15 @@ class TextTrackingSession:
             raise ValueError(f"frame {frame} is out of range: the video has {self.num_frames} frames (0 to {self.num_frames - 1})")
         if self.streaming and frame < self.num_frames:
             raise ValueError(f"frame {frame} of the stream is already tracked ({self.num_frames} frames pushed); give text for the next frame with push_frame(frame, text=...)")
-        known = {c for names in self._concepts.values() for c in names}
-        self._concepts.setdefault(frame, []).extend(c for c in dict.fromkeys(concepts) if c not in known)
+        for concept in dict.fromkeys(concepts):  # each concept is looked for from the earliest frame it was given
+            since = next((start for start, names in self._concepts.items() if concept in names), None)
+            if since is not None and since <= frame:
+                continue
+            if since is not None:
+                self._concepts[since].remove(concept)
+                if not self._concepts[since]:
+                    del self._concepts[since]
+            self._concepts.setdefault(frame, []).append(concept)
         self._generation += 1
 
     def add_prompt(self, prompt: dict) -> None:
@@ -226,9 +236,10 @@ class TextTrackingSession:
         self._generation += 1
         if not self._concepts:  # nothing to look for yet
             return self._empty(index, output)
-        if self._state is None:
-            self._state = self._new_state(count_frames=lambda: self._steps)  # frames given to the model, as transformers' stream
+        if self._state is None:  # as a transformers stream that starts with this frame
+            self._state = self._new_state(count_frames=lambda: self._steps)
             self._state.video_height, self._state.video_width = self._size
+            self._offset = index
         return self._format(self._step(index, self._feed.latest, streaming=True), output)
 
     def _new_state(self, count_frames):
@@ -241,19 +252,20 @@ class TextTrackingSession:
 
     def _step(self, frame: int, pixels: torch.Tensor, streaming: bool):
         """One frame through the model (concepts looked for from this frame on added first), then drop what it
-        cannot read."""
+        cannot read. ``frame`` is the video's (or stream's) index; the model's is counted from ``_offset``."""
         state = self._state
         known = set(state.prompts.values())
         new = [c for start, names in sorted(self._concepts.items()) if start <= frame for c in names if c not in known]
         if new:
             self._processor.add_text_prompt(state, new)
         self._steps += 1
+        model_frame = frame - self._offset
         if not streaming:  # the model adds a streamed frame itself
-            state.add_new_frame(pixels, frame)
+            state.add_new_frame(pixels, model_frame)
         with torch.inference_mode():
-            out = self._model(inference_session=state, frame_idx=frame, frame=pixels if streaming else None)
+            out = self._model(inference_session=state, frame_idx=model_frame, frame=pixels if streaming else None)
         if self._prune:
-            model_internals.forget_text_frames(state, frame, self._model.tracker_model.config)
+            model_internals.forget_text_frames(state, model_frame, self._model.tracker_model.config)
         return out
 
     def _empty(self, frame: int, output: str) -> dict:
@@ -270,7 +282,7 @@ class TextTrackingSession:
         scores = found["scores"].numpy().astype(np.float32)
         rle = output == "rle"  # plain Python values throughout: json.dumps(result) works
         result = {
-            "frame_idx": int(out.frame_idx),
+            "frame_idx": int(out.frame_idx) + self._offset,
             "object_ids": [int(i) for i in found["object_ids"]],
             "masks": [encode_rle(m.numpy()) for m in masks] if rle else masks[:, None].numpy(),
             "scores": [float(s) for s in scores] if rle else scores,

@@ -140,6 +140,8 @@ class VideoObjectTrackingPipeline(Pipeline):
         if self._batch_size is not None:
             check_batch_size(self._batch_size)
         if compile:
+            if is_text_video_model(self.model):
+                raise ValueError(f"compile=True is not supported with a text tracker ({type(self.model).__name__}): it runs transformers' SAM 3 video model as it is")
             compile_model(self.model)
 
     def _sanitize_parameters(self, **kwargs):
@@ -281,7 +283,8 @@ class VideoObjectTrackingPipeline(Pipeline):
         options = {**CALL_OPTIONS, **self._forward_params, **options}
         prompts = [] if options["prompts"] is None else parse_prompts(options["prompts"])  # as dataset rows' prompts
         if not prompts:
-            raise ValueError('give at least one prompt, e.g. prompts=[{"frame": 0, "obj_id": 1, "points": [[x, y]], "labels": [1]}]')
+            example = '{"frame": 0, "text": "person"}' if is_text_video_model(self.model) else '{"frame": 0, "obj_id": 1, "points": [[x, y]], "labels": [1]}'
+            raise ValueError(f"give at least one prompt, e.g. prompts=[{example}]")
         if is_text_video_model(self.model):
             results = self._track_text(video, prompts, options, batch_size)
         elif is_stream(video):
@@ -311,9 +314,11 @@ class VideoObjectTrackingPipeline(Pipeline):
         if options["direction"] != "forward":
             raise ValueError(f"a text tracker (Sam3VideoModel) tracks forward only, got direction={options['direction']!r}")
         stream = is_stream(video)
-        if stream:
+        if stream:  # concepts given before the start are looked for from the start, as in a video
             start, limit = self._stream_range(options)
-            by_frame = {frame: [c for p in group for c in text_prompt(p)[1]] for frame, group in self._prompts_by_frame(prompts, start).items()}
+            by_frame: dict[int, list[str]] = {}
+            for frame, concepts in map(text_prompt, prompts):
+                by_frame.setdefault(max(frame, start), []).extend(concepts)
         session = self.session(None if stream else video, batch_size=batch_size, **self._session_options(options))
         try:
             if stream:

@@ -244,7 +244,10 @@ def track_text(work, text: str) -> str:
     concepts = [concept.strip() for concept in (text or "").split(",") if concept.strip()]
     if not concepts:
         raise gr.Error("Type what to track, e.g. 'person' (several concepts: separate them with commas).")
-    count = work.track_text(concepts)
+    try:
+        count = work.track_text(concepts)
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
     return f"tracked {count} frames: {len(work.object_ids)} instances of {', '.join(concepts)}"
 
 

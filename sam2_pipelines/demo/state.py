@@ -174,9 +174,14 @@ class VideoWork:
         tracked before (a fresh session: the instances found depend on every frame from the start). Returns
         the number of frames tracked."""
         with self._lock:
+            session = self._tracker.session(self.path)
+            try:
+                session.add_text(concepts, frame=int(frame))
+            except BaseException:
+                session.close()
+                raise
             self._session.close()
-            self._session = self._tracker.session(self.path)
-            self._session.add_text(concepts, frame=int(frame))
+            self._session = session
             self.results, self.concepts = {}, {}
             for result in self._session.propagate(output="rle", progress=True):
                 frame_idx = int(result["frame_idx"])

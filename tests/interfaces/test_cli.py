@@ -218,12 +218,16 @@ def test_track_text_writes_every_instance_with_its_concept(tiny_sam3_video_model
     assert any(f["object_ids"] for f in document["frames"]) and (out / "overlay.mp4").is_file()
 
 
-def test_track_text_needs_a_text_model_and_no_clicks(tiny_video_model_dir, video_path, tmp_path, capsys):
+def test_track_text_needs_a_text_model_and_no_clicks(tiny_video_model_dir, tiny_sam3_video_model_dir, video_path, tmp_path, capsys):
     assert cli.main(["track", video_path, "--text", "car", "--point", "1,1", "--out", str(tmp_path / "a")]) == 2
     assert "--text cannot be combined with --point/--box" in capsys.readouterr().err
+    assert cli.main(["track", video_path, "--obj", "2", "--text", "car", "--out", str(tmp_path / "a")]) == 2
+    assert "--obj applies to --point/--box" in capsys.readouterr().err
     assert cli.main(["track", video_path, "--text", "car", "--out", str(tmp_path / "b"), "--model", tiny_video_model_dir, "--no-progress"]) == 1
-    assert "--text needs SAM 3's text video model" in capsys.readouterr().err
-    assert not (tmp_path / "b").exists()
+    assert "text prompts need a text tracker" in capsys.readouterr().err
+    assert cli.main(["track", video_path, "--point", "5,5", "--out", str(tmp_path / "c"), "--model", tiny_sam3_video_model_dir, "--no-progress"]) == 1
+    assert "a text tracker (Sam3VideoModel) takes prompts" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
 
 
 @pytest.mark.slow

@@ -2,8 +2,8 @@
 sample media: text prompts on an image and on video frames give what transformers' own SAM 3 API gives.
 
 The tiny models of the fast suite cover every path; this checks that nothing depends on their small sizes (the
-1008-pixel geometry, 288-pixel low-resolution masks, 16-pixel feature grids of the tracker, the real memory
-windows). Like the tiny models, the random detector is nudged to find a few instances (presence head biased
+1008-pixel geometry, 288-pixel low-resolution masks, the full-size detector and tracker). Three frames do not
+fill the memory windows; the tiny models' tests exercise those. Like the tiny models, the random detector is nudged to find a few instances (presence head biased
 towards "present", query projection scaled so scores spread out) and tracked objects are reported visible;
 ``max_num_objects`` bounds the tracker's work. The tokenizer is the small local one of the tiny models (no
 network): its token ids are valid in SAM 3's full vocabulary.

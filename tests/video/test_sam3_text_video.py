@@ -52,17 +52,17 @@ def transformers_video(tracker, frames, concepts, start=0, max_frames=None) -> l
     ]
 
 
-def transformers_stream(tracker, frames, concepts_by_frame, first_index: int = 0) -> list:
+def transformers_stream(tracker, frames, concepts_by_frame) -> list:
     """transformers' streaming API: ``init_video_session()``, then ``model(frame=...)`` per frame with the
-    processor's pixels (frames numbered from ``first_index``); concepts added before the frame they are given with."""
+    processor's pixels; concepts added before the frame they are given with."""
     processor, model = tracker.processor, tracker.model
     session = processor.init_video_session(inference_device="cpu")
     results = []
-    for index, frame in enumerate(frames, start=first_index):
+    for index, frame in enumerate(frames):
         if index in concepts_by_frame:
             processor.add_text_prompt(session, concepts_by_frame[index])
         inputs = processor(images=frame, return_tensors="pt")
-        output = model(inference_session=session, frame=inputs.pixel_values[0], frame_idx=index)
+        output = model(inference_session=session, frame=inputs.pixel_values[0])
         results.append((index, processor.postprocess_outputs(session, output, original_sizes=inputs.original_sizes)))
     return results
 
@@ -93,6 +93,8 @@ def test_kept_memory_gives_the_same_results(text_tracker, clip):
             session.add_text("red car")
         everything, bounded = list(kept.propagate()), list(pruned.propagate())
         assert kept.memory_stats()["tracked_outputs"] > pruned.memory_stats()["tracked_outputs"]
+        # reconditioned frames beyond the selectable ones were reduced to their pointers, and still read
+        assert pruned.memory_stats()["pointer_only_outputs"] > 0 == kept.memory_stats()["pointer_only_outputs"]
     for a, b in zip(everything, bounded, strict=True):
         assert a["object_ids"] == b["object_ids"]
         np.testing.assert_array_equal(a["masks"], b["masks"])
@@ -116,7 +118,29 @@ def test_a_stream_before_its_first_text_has_no_objects(text_tracker, frames):
         before = [stream.push_frame(frame) for frame in frames[:2]]
         after = [stream.push_frame(frame, text="red car" if i == 0 else None) for i, frame in enumerate(frames[2:6])]
     assert [r["object_ids"] for r in before] == [[], []] and [r["frame_idx"] for r in after] == [2, 3, 4, 5]
-    assert_same(after, transformers_stream(text_tracker, frames[2:6], {2: ["red car"]}, first_index=2))
+    # as transformers' stream started with frame 2 (the model numbers its frames from there)
+    reference = transformers_stream(text_tracker, frames[2:6], {0: ["red car"]})
+    assert_same(after, [(index + 2, expected) for index, expected in reference])
+
+
+def test_a_concept_is_looked_for_from_the_earliest_frame_it_is_given(text_tracker, clip):
+    with text_tracker.session(clip) as session:
+        session.add_text("car", frame=5)
+        session.add_text(["car", "dog"], frame=2)
+        session.add_text("car", frame=7)
+        assert session.concepts == {2: ["car", "dog"]}
+    twice = text_tracker(clip, prompts=[{"frame": 5, "text": "car"}, {"frame": 0, "text": "car"}], max_frames=6)
+    once = text_tracker(clip, prompts=[{"frame": 0, "text": "car"}], max_frames=6)
+    for a, b in zip(twice, once, strict=True):
+        assert a["object_ids"] == b["object_ids"]
+        np.testing.assert_array_equal(a["masks"], b["masks"])
+
+
+def test_stream_prompts_before_the_start_apply_from_it(text_tracker, frames):
+    late = text_tracker(iter(frames[:8]), prompts=[{"text": "red car"}], start_frame=3)
+    assert [r["frame_idx"] for r in late] == list(range(3, 8))
+    reference = transformers_stream(text_tracker, frames[3:8], {0: ["red car"]})
+    assert_same(late, [(index + 3, expected) for index, expected in reference])
 
 
 def test_stream_equals_transformers_streaming_and_later_concepts_get_new_ids(text_tracker, frames):
@@ -182,11 +206,17 @@ def test_bad_text_prompts_are_refused_before_work(text_tracker, clip, prompts, m
         ({"batch_size": 2}, "not supported with a text tracker"),
         ({"autocast": "bfloat16"}, "not supported with a text tracker"),
         ({"return_logits": True}, "not supported with a text tracker"),
+        ({"prompts": []}, 'e.g. prompts=\\[{"frame": 0, "text"'),
     ],
 )
 def test_options_a_text_tracker_cannot_honour_are_refused(text_tracker, clip, options, message):
     with pytest.raises(ValueError, match=message):
-        text_tracker(clip, prompts=[{"frame": 0, "text": "car"}], **options)
+        text_tracker(clip, **{"prompts": [{"frame": 0, "text": "car"}], **options})
+
+
+def test_compile_is_refused_for_a_text_tracker(tiny_sam3_video_model_dir):
+    with pytest.raises(ValueError, match="compile=True is not supported with a text tracker"):
+        pipeline("video-object-tracking", model=tiny_sam3_video_model_dir, compile=True)
 
 
 def test_text_on_a_click_tracker_names_the_model_to_use(tiny_video_model_dir, clip):
