@@ -11,6 +11,11 @@ more than ``--tolerance`` (default 15%).
 
 ``--transformers`` also measures transformers' own session (``init_video_session(video=...)`` +
 ``propagate_in_video_iterator``), which preprocesses and keeps every frame and every output, for contrast.
+
+``--text CONCEPT`` tracks every instance of a concept instead of one clicked object, with SAM 3's text video
+model (default: a tiny random ``Sam3VideoModel``, ``sam2_pipelines.testing`` kind ``"sam3-video"``)::
+
+    python benchmarks/video_memory_benchmark.py --text "red car" --transformers
 """
 
 from __future__ import annotations
@@ -50,8 +55,9 @@ def write_clip(path: Path, num_frames: int, height: int, width: int) -> Path:
     return path
 
 
-def measure(model: str, video: str, height: int, width: int, engine: str) -> None:
-    """Child process: track one object through ``video`` and print a JSON line with the peak RSS."""
+def measure(model: str, video: str, height: int, width: int, engine: str, text: str | None = None) -> None:
+    """Child process: track one object (or every instance of ``text``) through ``video`` and print a JSON line
+    with the peak RSS."""
     import resource
     import time
 
@@ -62,7 +68,7 @@ def measure(model: str, video: str, height: int, width: int, engine: str) -> Non
 
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     tracker = pipeline("video-object-tracking", model=model, device="cpu")
-    prompt = {**PROMPT, "points": [[width // 8, height // 2]]}
+    prompt = {**PROMPT, "points": [[width // 8, height // 2]]} if text is None else {"frame": 0, "text": text}
     start = time.perf_counter()
     frames = 0
     if engine == "ours":
@@ -73,20 +79,27 @@ def measure(model: str, video: str, height: int, width: int, engine: str) -> Non
 
         processor, net = tracker.processor, tracker.model
         session = processor.init_video_session(video=load_video(video)[0], inference_device="cpu")
-        processor.add_inputs_to_inference_session(
-            inference_session=session, frame_idx=0, obj_ids=1, input_points=[[prompt["points"]]], input_labels=[[prompt["labels"]]]
-        )
         with torch.inference_mode():
-            net(inference_session=session, frame_idx=0)
-            for _ in net.propagate_in_video_iterator(session):
+            if text is None:
+                processor.add_inputs_to_inference_session(
+                    inference_session=session, frame_idx=0, obj_ids=1, input_points=[[prompt["points"]]], input_labels=[[prompt["labels"]]]
+                )
+                net(inference_session=session, frame_idx=0)
+            else:
+                processor.add_text_prompt(session, text)
+            for output in net.propagate_in_video_iterator(session):
+                if text is not None:
+                    processor.postprocess_outputs(session, output)  # as a user reading each frame's masks
                 frames += 1
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"frames": frames, "peak_rss_mib": peak_kib / 1024, "seconds": time.perf_counter() - start}))
 
 
-def run_child(model: str, video: Path, height: int, width: int, engine: str) -> dict:
+def run_child(model: str, video: Path, height: int, width: int, engine: str, text: str | None = None) -> dict:
     """Run :func:`measure` in a fresh interpreter and return its JSON result."""
     command = [sys.executable, __file__, "--child", "--model", model, "--video", str(video), "--height", str(height), "--width", str(width), "--engine", engine]
+    if text is not None:
+        command += ["--text", text]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     completed = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if completed.returncode != 0:
@@ -104,12 +117,13 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=128, help="input size of the default tiny model (multiple of 32, default 128)")
     parser.add_argument("--tolerance", type=float, default=0.15, help="allowed relative growth of the peak RSS (default 0.15)")
     parser.add_argument("--transformers", action="store_true", help="also measure transformers' own video session")
+    parser.add_argument("--text", default=None, metavar="CONCEPT", help="track every instance of CONCEPT with a SAM 3 text video model")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
     parser.add_argument("--engine", default="ours", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        measure(args.model, args.video, args.height, args.width, args.engine)
+        measure(args.model, args.video, args.height, args.width, args.engine, args.text)
         return 0
     if args.short < 1 or args.long < args.short:
         parser.error("need 1 <= --short <= --long")
@@ -119,14 +133,17 @@ def main(argv=None) -> int:
         if model is None:
             from sam2_pipelines.testing import save_tiny_model
 
-            model = str(save_tiny_model(tmp / "tiny-sam2-video", "video", size=args.size))
+            if args.text is None:
+                model = str(save_tiny_model(tmp / "tiny-sam2-video", "video", size=args.size))
+            else:
+                model = str(save_tiny_model(tmp / "tiny-sam3-video", "sam3-video"))
         engines = ["ours"] + (["transformers"] if args.transformers else [])
         status = 0
         for engine in engines:
             peaks = {}
             for frames in (args.short, args.long):
                 clip = write_clip(tmp / f"clip_{frames}.mp4", frames, args.height, args.width)
-                result = run_child(model, clip, args.height, args.width, engine)
+                result = run_child(model, clip, args.height, args.width, engine, args.text)
                 if result["frames"] != frames:
                     raise RuntimeError(f"{engine}: tracked {result['frames']} frames of {frames}")
                 peaks[frames] = result["peak_rss_mib"]

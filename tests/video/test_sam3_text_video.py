@@ -290,3 +290,19 @@ def test_memory_held_is_the_same_after_100_and_1000_frames(text_tracker):
     assert long["tracked_outputs"] == short["tracked_outputs"]
     pointers = long["prompted_outputs"] - short["prompted_outputs"]
     assert long["bytes"] - short["bytes"] <= pointers * 2048, (short, long)
+
+
+@pytest.mark.slow
+def test_text_benchmark_peak_memory_is_flat_in_video_length():
+    """The memory benchmark in text mode, on 30 vs 300 frames: the longer run's peak RSS is within 15%."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, str(root / "benchmarks" / "video_memory_benchmark.py"), "--text", "red car", "--short", "30", "--long", "300"]
+    completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=1800)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    ratio_line = [line for line in completed.stdout.splitlines() if "ratio" in line][0]
+    assert float(ratio_line.split("=")[1].split()[0]) <= 1.15, completed.stdout
