@@ -140,13 +140,8 @@ class MaskGenerationPipeline(Pipeline):
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         text = kwargs.pop("text", None)
-        exemplars = {key: kwargs.pop(key) for key in text_masks.EXEMPLAR_KEYS if key in kwargs}
-        exemplars = {key: value for key, value in exemplars.items() if value is not None}
-        if exemplars and text is None:
-            if "exemplars" not in exemplars:
-                text_masks.check_exemplars(None, exemplars["exemplar_labels"], None, None)  # labels alone: refused
-            text = text_masks.VISUAL_CONCEPT  # SAM 3 segments what the boxes show
-        if text is not None:
+        exemplars = {key: value for key in text_masks.EXEMPLAR_KEYS if (value := kwargs.pop(key, None)) is not None}
+        if text is not None or exemplars:  # each input becomes a dict; preprocess reads its text and exemplars
             if prompts:
                 raise ValueError(
                     f"text and {', '.join(prompts)} cannot be combined in one call: text finds every instance of a "
@@ -226,10 +221,7 @@ class MaskGenerationPipeline(Pipeline):
                 )
             image, prompts, text = inputs["image"], {k: inputs.get(k) for k in PROMPT_KEYS}, inputs.get("text")
             exemplars = {k: inputs.get(k) for k in text_masks.EXEMPLAR_KEYS}
-            if text is None and exemplars["exemplars"] is None and exemplars["exemplar_labels"] is not None:
-                text_masks.check_exemplars(None, exemplars["exemplar_labels"], None, None)  # labels alone: refused
-            if text is None and exemplars["exemplars"] is not None:
-                text = text_masks.VISUAL_CONCEPT  # SAM 3 segments what the boxes show
+            text = text_masks.text_with_exemplars(text, exemplars["exemplars"], exemplars["exemplar_labels"])
         else:
             image, prompts = inputs, {k: None for k in PROMPT_KEYS}
         name = type(self.model).__name__

@@ -91,7 +91,7 @@ def _tiny_edgetam_parts(size: int = TINY_IMAGE_SIZE) -> dict:
     return dict(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
 
 
-def _tiny_sam3_tracker(size: int, video: bool, hidden: int | None = None):
+def _tiny_sam3_tracker(size: int, video: bool):
     """A tiny ``Sam3TrackerModel`` / ``Sam3TrackerVideoModel`` (SAM 3's ViT, 14-pixel patches) and its processor."""
     import transformers as tf
 
@@ -108,8 +108,7 @@ def _tiny_sam3_tracker(size: int, video: bool, hidden: int | None = None):
         pretrain_image_size=56,
     )
     tokens = size // 14
-    if hidden is None:
-        hidden = 128 if video else 32  # video: object pointers split into hidden // 64 > 1 memory tokens
+    hidden = 128 if video else 32  # video: object pointers split into hidden // 64 > 1 memory tokens
     vision = tf.Sam3VisionConfig(backbone_config=vit, fpn_hidden_size=hidden, backbone_feature_sizes=[[4 * tokens] * 2, [2 * tokens] * 2, [tokens] * 2])
     parts = dict(
         vision_config=vision,
@@ -186,35 +185,53 @@ def _tiny_sam3(size: int, hidden: int = 32):
     return tf.Sam3Model(config).eval(), tf.Sam3Processor(image_processor=image_processor, tokenizer=tokenizer, target_size=size)
 
 
-def _tiny_sam3_video(size: int):
-    """A tiny ``Sam3VideoModel`` (text detector + tracker) and its ``Sam3VideoProcessor``, tuned so that its random
-    weights find a few instances of any concept and keep tracking them.
+def nudge_sam3_video(model) -> None:
+    """Make a randomly initialised ``Sam3VideoModel`` find and keep instances of any concept (in place).
 
     The detector's presence head is biased towards "present" and its query projection scaled, so detection scores
-    spread over (0, 1); the tracker's object-score bias makes tracked objects visible; association thresholds are
-    low so that tracked masks match detections; the hotstart delay and reconditioning period are short so that a
-    few frames exercise them.
+    spread over (0, 1) instead of all sitting near 0.25; the tracker's object-score bias makes tracked objects
+    visible, so their masks are not blanked out.
     """
     import torch
-    import transformers as tf
 
-    hidden = 128  # the tracker's object pointers split into hidden // 64 memory tokens, as in the full model
-    detector, detector_processor = _tiny_sam3(size, hidden=hidden)
-    tracker, _ = _tiny_sam3_tracker(size, video=True, hidden=hidden)
-    config = tf.Sam3VideoConfig(
-        detector_config=detector.config.to_dict(), tracker_config=tracker.config.to_dict(), low_res_mask_size=4 * (size // 14),
-        assoc_iou_thresh=0.01, trk_assoc_iou_thresh=0.01, hotstart_delay=4, hotstart_unmatch_thresh=2, hotstart_dup_thresh=2,
-        recondition_every_nth_frame=4, high_conf_thresh=0.6, high_iou_thresh=0.3,
-    )
-    model = tf.Sam3VideoModel(config).eval()
     with torch.no_grad():
         model.detector_model.detr_decoder.presence_head.layer3.bias.fill_(4.0)
         model.detector_model.dot_product_scoring.query_proj.weight.mul_(40.0)
         model.tracker_model.mask_decoder.pred_obj_score_head.proj_out.bias.add_(2.0)
-    image_processor = detector_processor.image_processor
+
+
+#: Sam3VideoConfig settings under which random weights keep what they find: tracked masks match detections at any
+#: overlap, so instances keep their ids.
+SAM3_VIDEO_MATCH_ANY = dict(assoc_iou_thresh=0.01, trk_assoc_iou_thresh=0.01)
+
+
+def sam3_video_processor(image_processor, tokenizer):
+    """A ``Sam3VideoProcessor`` around ``image_processor`` (its size and normalisation) and ``tokenizer``."""
+    import transformers as tf
+
+    size = image_processor.size["height"]
     video_processor = tf.Sam2VideoVideoProcessor(size={"height": size, "width": size}, image_mean=image_processor.image_mean, image_std=image_processor.image_std)
-    processor = tf.Sam3VideoProcessor(image_processor=image_processor, video_processor=video_processor, tokenizer=detector_processor.tokenizer, target_size=size)
-    return model, processor
+    return tf.Sam3VideoProcessor(image_processor=image_processor, video_processor=video_processor, tokenizer=tokenizer, target_size=size)
+
+
+def _tiny_sam3_video(size: int):
+    """A tiny ``Sam3VideoModel`` (text detector + tracker) and its ``Sam3VideoProcessor``, tuned so that its random
+    weights find a few instances of any concept and keep tracking them (:func:`nudge_sam3_video`,
+    :data:`SAM3_VIDEO_MATCH_ANY`); the hotstart delay and reconditioning period are short so that a few frames
+    exercise them.
+    """
+    import transformers as tf
+
+    detector, detector_processor = _tiny_sam3(size, hidden=128)  # the tracker's width (its video default)
+    tracker, _ = _tiny_sam3_tracker(size, video=True)
+    config = tf.Sam3VideoConfig(
+        detector_config=detector.config.to_dict(), tracker_config=tracker.config.to_dict(), low_res_mask_size=4 * (size // 14),
+        hotstart_delay=4, hotstart_unmatch_thresh=2, hotstart_dup_thresh=2, recondition_every_nth_frame=4, high_conf_thresh=0.6,
+        high_iou_thresh=0.3, **SAM3_VIDEO_MATCH_ANY,
+    )
+    model = tf.Sam3VideoModel(config).eval()
+    nudge_sam3_video(model)
+    return model, sam3_video_processor(detector_processor.image_processor, detector_processor.tokenizer)
 
 
 def build_tiny_model(kind: str = "image", size: int | None = None, seed: int = 0):

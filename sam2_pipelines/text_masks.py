@@ -39,6 +39,14 @@ def check_concepts(text) -> list[str]:
     return [c.strip() for c in concepts]
 
 
+def text_with_exemplars(text, exemplars, labels):
+    """The text an input asks for: ``text``, or :data:`VISUAL_CONCEPT` when exemplar boxes come without text (SAM 3
+    then segments what the boxes show); ``None`` without either. Exemplar labels without boxes are a ValueError."""
+    if text is None and exemplars is None:
+        check_exemplars(None, labels, None, None)
+    return VISUAL_CONCEPT if text is None and exemplars is not None else text
+
+
 def check_exemplars(exemplars, labels, concepts: list[str] | None, image_size) -> dict | None:
     """Exemplar boxes of one image: ``exemplars`` ``[[x0, y0, x1, y1], ...]`` in pixels and ``labels`` (1: an example of
     the concept, 0: not one; default all 1) -> ``{"boxes": list, "labels": list}``, or ``None`` without exemplars.

@@ -93,7 +93,6 @@ class TextTrackingSession:
         self._concepts: dict[int, list[str]] = {}  # frame -> concepts first looked for on it
         self._size = None if video is None else (self._feed.height, self._feed.width)  # a stream's: from its first frame
         self._state = None
-        self._steps = 0  # frames the model has tracked in this state (a stream's frame count, for the model)
         self._offset = 0  # a stream's index of the first frame the model tracked: the model numbers frames from it
         self._generation = 0
         self._closed = False
@@ -193,7 +192,7 @@ class TextTrackingSession:
     def _run(self, frames: range, output: str, progress: bool, generation: int) -> Iterator[dict]:
         from tqdm.auto import tqdm
 
-        self._state = self._new_state(count_frames=lambda: self.num_frames)  # a video's length, as transformers' session
+        self._state = self._new_state()
         delay = self._model.hotstart_delay
         held = []
         first = min(self._concepts)
@@ -237,16 +236,17 @@ class TextTrackingSession:
         if not self._concepts:  # nothing to look for yet
             return self._empty(index, output)
         if self._state is None:  # as a transformers stream that starts with this frame
-            self._state = self._new_state(count_frames=lambda: self._steps)
+            self._state = self._new_state()
             self._state.video_height, self._state.video_width = self._size
             self._offset = index
         return self._format(self._step(index, self._feed.latest, streaming=True), output)
 
-    def _new_state(self, count_frames):
+    def _new_state(self):
+        """A fresh model state. The frame count it reports is what transformers' session would hold: a video's
+        length, or a stream's frames since the model's first (the current one included)."""
         height, width = (None, None) if self.streaming else (self._feed.height, self._feed.width)
-        self._steps = 0
         return model_internals.text_video_session(
-            count_frames, video_height=height, video_width=width, inference_device=self._device,
+            lambda: self.num_frames - self._offset, video_height=height, video_width=width, inference_device=self._device,
             inference_state_device=self._device, video_storage_device=self._device, dtype=self._model.dtype,
         )
 
@@ -258,7 +258,6 @@ class TextTrackingSession:
         new = [c for start, names in sorted(self._concepts.items()) if start <= frame for c in names if c not in known]
         if new:
             self._processor.add_text_prompt(state, new)
-        self._steps += 1
         model_frame = frame - self._offset
         if not streaming:  # the model adds a streamed frame itself
             state.add_new_frame(pixels, model_frame)

@@ -135,8 +135,7 @@ class VideoWork:
 
     def click(self, index: int, obj_id: int, x: float, y: float, positive: bool = True) -> np.ndarray:
         """Click object ``obj_id`` on frame ``index``: segments that frame only; returns its view."""
-        if self.tracks_text:
-            raise ValueError("this video model tracks what a text names (SAM 3's Sam3VideoModel): type the concepts and press Track text")
+        self._check_clicks()
         with self._lock:
             index = int(index)
             label = 1 if positive else 0
@@ -152,8 +151,7 @@ class VideoWork:
     def propagate(self, direction: str = "both") -> tuple[int, int]:
         """Track every object: from the earliest frame clicked since the last propagation (first time: the
         earliest prompted frame) in ``direction``. Returns ``(first frame, frames tracked)``."""
-        if self.tracks_text:
-            raise ValueError("this video model tracks what a text names: type the concepts and press Track text")
+        self._check_clicks()
         with self._lock:
             if not self.object_ids:
                 raise ValueError("click at least one object on a frame first")
@@ -168,6 +166,11 @@ class VideoWork:
                 count += 1
             self.changed.clear()
             return first, count
+
+    def _check_clicks(self) -> None:
+        """Clicks and Propagate need a click tracker; a text tracker says what it takes instead."""
+        if self.tracks_text:
+            raise ValueError("this video model tracks what a text names (SAM 3's Sam3VideoModel): type the concepts and press Track text")
 
     def track_text(self, concepts: list[str], frame: int = 0) -> int:
         """Text tracker: find and track every instance of ``concepts`` from ``frame`` on, replacing what was

@@ -34,19 +34,15 @@ def full_size_sam3(tmp_path_factory):
     import transformers as tf
 
     torch.manual_seed(0)
-    config = tf.Sam3VideoConfig(max_num_objects=2, hotstart_delay=2, hotstart_unmatch_thresh=1, hotstart_dup_thresh=1, assoc_iou_thresh=0.01, trk_assoc_iou_thresh=0.01)
+    config = tf.Sam3VideoConfig(max_num_objects=2, hotstart_delay=2, hotstart_unmatch_thresh=1, hotstart_dup_thresh=1, **testing.SAM3_VIDEO_MATCH_ANY)
     model = tf.Sam3VideoModel(config).eval()
-    with torch.no_grad():
-        model.detector_model.detr_decoder.presence_head.layer3.bias.fill_(4.0)
-        model.detector_model.dot_product_scoring.query_proj.weight.mul_(40.0)
-        model.tracker_model.mask_decoder.pred_obj_score_head.proj_out.bias.add_(2.0)
+    testing.nudge_sam3_video(model)
     image_processor = tf.Sam3ImageProcessor()
     size = image_processor.size["height"]
-    video_processor = tf.Sam2VideoVideoProcessor(size={"height": size, "width": size}, image_mean=image_processor.image_mean, image_std=image_processor.image_std)
     tokenizer = testing._tiny_clip_tokenizer()
     video_dir = tmp_path_factory.mktemp("sam3-full-video")
     model.save_pretrained(video_dir)
-    tf.Sam3VideoProcessor(image_processor=image_processor, video_processor=video_processor, tokenizer=tokenizer, target_size=size).save_pretrained(video_dir)
+    testing.sam3_video_processor(image_processor, tokenizer).save_pretrained(video_dir)
     detector = model.detector_model
     image_dir = tmp_path_factory.mktemp("sam3-full-image")
     detector.save_pretrained(image_dir)
