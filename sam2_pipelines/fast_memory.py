@@ -55,13 +55,19 @@ def _rotate(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
 
 
-def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float) -> torch.Tensor:
-    """``softmax(query @ key^T * scale) @ value`` for 2-D ``(tokens, channels)`` tensors."""
+def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, workspace: dict | None = None) -> torch.Tensor:
+    """``softmax(query @ key^T * scale) @ value`` for 2-D ``(tokens, channels)`` tensors.
+
+    ``workspace`` (a dict) keeps the CPU path's large buffers (the transposed keys and one chunk's scores)
+    between calls, so that they are not allocated, and their pages faulted in, by every call."""
     if query.device.type != "cpu" or key.shape[-1] == value.shape[-1] or torch.is_autocast_enabled("cpu"):
         return F.scaled_dot_product_attention(query[None], key[None], value[None], scale=scale)[0]
-    key_t = key.t().contiguous()
+    workspace = {} if workspace is None else workspace
+    key_t = _buffer(workspace, "key_t", (key.shape[1], key.shape[0]), key)
+    key_t.copy_(key.t())
     out = value.new_empty(query.shape[0], value.shape[1])
-    scores = query.new_empty(min(QUERY_CHUNK, query.shape[0]), key.shape[0])
+    rows_per_chunk = min(QUERY_CHUNK, query.shape[0])
+    scores = _buffer(workspace, "scores", (rows_per_chunk, key.shape[0]), query)
     for start in range(0, query.shape[0], QUERY_CHUNK):
         rows = query[start : start + QUERY_CHUNK] * scale
         chunk = scores[: rows.shape[0]]
@@ -71,6 +77,18 @@ def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: 
     return out
 
 
+def _buffer(workspace: dict, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """A ``shape`` tensor (dtype and device of ``like``, contents undefined) backed by ``workspace[name]``,
+    which grows when it is too small and is otherwise reused."""
+    size = 1
+    for n in shape:
+        size *= n
+    storage = workspace.get(name)
+    if storage is None or storage.numel() < size or storage.dtype != like.dtype or storage.device != like.device:
+        storage = workspace[name] = like.new_empty(size)
+    return storage[:size].view(shape)
+
+
 @dataclass
 class FrameContext:
     """What the memory attention of every object of one frame shares (computed by the first object)."""
@@ -78,6 +96,8 @@ class FrameContext:
     features: torch.Tensor  # (tokens, channels): the frame's top-level features
     position: torch.Tensor  # (tokens, channels): their positional embedding
     shared: dict = field(default_factory=dict)
+    #: Large scratch buffers of the CPU path (see :func:`_attend`); a later frame's context may take them over.
+    workspace: dict = field(default_factory=dict)
 
 
 def _self_attention(attention, hidden: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
@@ -89,16 +109,41 @@ def _self_attention(attention, hidden: torch.Tensor, rotation: torch.Tensor) -> 
     return attention.o_proj(out)
 
 
-def _cross_attention(attention, query: torch.Tensor, memory: torch.Tensor, memory_position: torch.Tensor, rotation: torch.Tensor, num_pointer_tokens: int) -> torch.Tensor:
-    """Cross-attention of rotated ``query`` (already projected) to ``memory`` (tokens, 64)."""
-    key = attention.k_proj(memory + memory_position)
-    spatial = key.shape[0] - num_pointer_tokens
+def _keys(attention, memory: torch.Tensor, memory_position: torch.Tensor, rotation: torch.Tensor, num_pointer_tokens: int, workspace: dict) -> torch.Tensor:
+    """The rotated keys of ``memory`` (memory-frame tokens rotated, repeating ``rotation`` per frame; the
+    trailing object-pointer tokens not), computed in a ``workspace`` buffer."""
+    projection = attention.k_proj
+    tokens = memory.shape[0]
+    spatial = tokens - num_pointer_tokens
+    if memory.dtype != torch.float32 or torch.is_autocast_enabled(memory.device.type):
+        key = projection(memory + memory_position)
+        if spatial:
+            rotated = _rotate(key[:spatial].view(spatial // rotation.shape[0], rotation.shape[0], -1), rotation).view(spatial, -1)
+            key = torch.cat([rotated, key[spatial:]]) if num_pointer_tokens else rotated
+        return key
+    key = _buffer(workspace, "key", (tokens, projection.out_features), memory)
+    torch.addmm(projection.bias, memory + memory_position, projection.weight.t(), out=key)  # what F.linear computes
     if spatial:
-        repeat = spatial // rotation.shape[0]
-        rotated = _rotate(key[:spatial].view(repeat, rotation.shape[0], -1), rotation).view(spatial, -1)
-        key = torch.cat([rotated, key[spatial:]]) if num_pointer_tokens else rotated
-    mixed = _attend(query, key, memory, attention.scaling)
+        pairs = torch.view_as_complex(key[:spatial].view(spatial // rotation.shape[0], rotation.shape[0], -1, 2))
+        pairs.mul_(rotation)
+    return key
+
+
+def _cross_attention(attention, query: torch.Tensor, memory: torch.Tensor, memory_position: torch.Tensor, rotation: torch.Tensor, num_pointer_tokens: int, workspace: dict) -> torch.Tensor:
+    """Cross-attention of rotated ``query`` (already projected) to ``memory`` (tokens, 64)."""
+    key = _keys(attention, memory, memory_position, rotation, num_pointer_tokens, workspace)
+    mixed = _attend(query, key, memory, attention.scaling, workspace)
     return attention.o_proj(attention.v_proj(mixed))
+
+
+def _feed_forward(layer, hidden: torch.Tensor, workspace: dict) -> torch.Tensor:
+    """``linear2(activation(linear1(hidden)))``; for ReLU the wide activations stay in one ``workspace`` buffer."""
+    linear1 = layer.linear1
+    if type(layer.activation) is not torch.nn.ReLU or hidden.dtype != torch.float32 or torch.is_autocast_enabled(hidden.device.type):
+        return layer.linear2(layer.activation(linear1(hidden)))
+    wide = _buffer(workspace, "feed_forward", (hidden.shape[0], linear1.out_features), hidden)
+    torch.addmm(linear1.bias, hidden, linear1.weight.t(), out=wide)  # what F.linear computes
+    return layer.linear2(wide.relu_())
 
 
 def condition(model, context: FrameContext, memory: torch.Tensor, memory_position: torch.Tensor, num_pointer_tokens: int) -> torch.Tensor:
@@ -135,6 +180,6 @@ def condition(model, context: FrameContext, memory: torch.Tensor, memory_positio
             query = _rotate(layer.cross_attn_image.q_proj(layer.layer_norm2(hidden)), rotation)
         else:
             query = shared["query"]
-        hidden = hidden + _cross_attention(layer.cross_attn_image, query, memory, memory_position, rotation, num_pointer_tokens)
-        hidden = hidden + layer.linear2(layer.activation(layer.linear1(layer.layer_norm3(hidden))))
+        hidden = hidden + _cross_attention(layer.cross_attn_image, query, memory, memory_position, rotation, num_pointer_tokens, context.workspace)
+        hidden = hidden + _feed_forward(layer, layer.layer_norm3(hidden), context.workspace)
     return attention.layer_norm(hidden)

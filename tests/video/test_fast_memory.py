@@ -54,6 +54,22 @@ def test_shared_frame_work_does_not_depend_on_the_first_object(model):
     assert torch.equal(alone, after)  # bit for bit: replaying one object alone reproduces its step
 
 
+def test_scratch_buffers_carried_to_the_next_frame_change_nothing(model):
+    """A frame's context takes over the last one's workspace (grown or reused); results are bit for bit those
+    of a fresh context."""
+    features, position, small, small_position = _inputs(model, 1, 4, seed=3)
+    next_features, next_position, large, large_position = _inputs(model, 3, 8, seed=4)
+    with torch.inference_mode():
+        first = fast_memory.FrameContext(features[:, 0], position[:, 0])
+        fast_memory.condition(model, first, small, small_position, 4)
+        assert first.workspace  # the CPU path used it
+        carried = fast_memory.FrameContext(next_features[:, 0], next_position[:, 0], workspace=first.workspace)
+        for memory, memory_position, pointers in [(large, large_position, 8), (small, small_position, 4)]:  # grows, then reuses
+            got = fast_memory.condition(model, carried, memory, memory_position, pointers)
+            fresh = fast_memory.condition(model, fast_memory.FrameContext(next_features[:, 0], next_position[:, 0]), memory, memory_position, pointers)
+            assert torch.equal(got, fresh)
+
+
 def test_chunked_cpu_attention_equals_sdpa():
     generator = torch.Generator().manual_seed(0)
     query, key, value = (torch.randn(300, 32, generator=generator), torch.randn(1000, 32, generator=generator), torch.randn(1000, 8, generator=generator))
