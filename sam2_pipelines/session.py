@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import model_internals, tracking_step
+from . import allocator, model_internals, tracking_step
 from .frame_pixels import DEFAULT_FRAME_RESIZE, check_frame_resize
 from .masks import LOGIT_CLAMP, encode_rle
 from .memory_ledger import MemoryLedger
@@ -436,6 +436,7 @@ class TrackingSession:
         self._epoch += 1
         self._feed.close()
         self._forget_all()
+        allocator.release()  # what a stream's frames kept for the next one
 
     def __enter__(self) -> TrackingSession:
         return self
@@ -719,7 +720,8 @@ class TrackingSession:
 
         self._change()
         epoch = self._epoch
-        self._commit_pending()
+        with allocator.keep_freed_memory(release=False):
+            self._commit_pending()
         state = self._state
         segment = self._ledger.begin(
             {state.obj_idx_to_id(i): dict(o["cond_frame_outputs"]) for i, o in state.output_dict_per_obj.items()},
@@ -741,13 +743,17 @@ class TrackingSession:
                             "this propagate() iterator is stale: the session changed after it started (another "
                             "propagate(), a new prompt, remove_object, reset or close); call propagate() again"
                         )
-                    result = self._track_frame(frame, reverse, output)
-                    position = self._ledger.record(frame, reverse, segment, pass_index, result["object_ids"])
-                    self._prune(self._ledger.readers_after(position), latest=frame)
+                    with allocator.keep_freed_memory(release=False):  # the next frame reuses the pages this one freed
+                        result = self._track_frame(frame, reverse, output)
+                        position = self._ledger.record(frame, reverse, segment, pass_index, result["object_ids"])
+                        self._prune(self._ledger.readers_after(position), latest=frame)
                     bar.update(1)
                     yield result
         finally:
             bar.close()
+            if self._step_context is not None:  # the memory attention's scratch buffers, reused frame to frame
+                self._step_context.attention.workspace.clear()
+            allocator.release()
 
     # ------------------------------------------------------------------------------------------ streaming
 
@@ -786,9 +792,10 @@ class TrackingSession:
         self._change()
         self._feed.push(array)
         self._state.cache.clear_all()
-        for prompt in checked:
-            self.add_prompt(prompt)
-        self._commit_pending()
-        result = self._track_frame(index, False, output)
-        self._prune([(index + 1, False), (index, False)], latest=index)
+        with allocator.keep_freed_memory(release=False):  # the next pushed frame reuses the pages this one freed
+            for prompt in checked:
+                self.add_prompt(prompt)
+            self._commit_pending()
+            result = self._track_frame(index, False, output)
+            self._prune([(index + 1, False), (index, False)], latest=index)
         return result
