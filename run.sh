@@ -50,6 +50,6 @@ if [ "$cmd" = test ] && ! command -v chromium >/dev/null 2>&1; then
 fi
 case "$cmd" in
     example) exec "$VENV/bin/python" -m sam2_pipelines.example "$@" ;;
-    test) exec "$VENV/bin/python" -m pytest -m "" "$@" ;;
+    test) exec "$VENV/bin/python" -m pytest -m "" --durations=30 "$@" ;;
     *) echo "usage: ./run.sh example [--model M] [--out DIR] | ./run.sh test [pytest args] | ./run.sh test-newest-transformers [pytest args]" >&2; exit 2 ;;
 esac
