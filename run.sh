@@ -18,7 +18,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$STA
     "$PY" -m venv "$VENV"
     "$VENV/bin/pip" install -q -c constraints.txt setuptools torch torchvision
     # Meta's sam2 (reference extra) builds from source: no CUDA extension, and against the torch above.
-    SAM2_BUILD_CUDA=0 "$VENV/bin/pip" install -q --no-build-isolation -c constraints.txt -e ".[test,demo,reference]"
+    SAM2_BUILD_CUDA=0 "$VENV/bin/pip" install -q --no-build-isolation -c constraints.txt -e ".[test,demo,reference,ray]"
     echo "$STAMP" > "$VENV/.stamp"
 fi
 # The environment may be shared by several checkouts: point the editable install at this one.
@@ -36,7 +36,7 @@ if [ "$cmd" = test-newest-transformers ]; then
     "$PY" -m venv "$NEWEST"
     grep -v -E '^(transformers|tokenizers|huggingface-hub|hf-xet|safetensors)==' constraints.txt > "$NEWEST/constraints.txt"
     "$NEWEST/bin/pip" install -q -c "$NEWEST/constraints.txt" setuptools torch torchvision
-    "$NEWEST/bin/pip" install -q --no-build-isolation -c "$NEWEST/constraints.txt" -e ".[test,demo]"
+    "$NEWEST/bin/pip" install -q --no-build-isolation -c "$NEWEST/constraints.txt" -e ".[test,demo,ray]"
     # Past pyproject's tested range on purpose (pip then warns that sam2-pipelines requires an older one).
     "$NEWEST/bin/pip" install -q --upgrade transformers
     echo "[run.sh] fast suite against transformers $("$NEWEST/bin/python" -c 'import transformers; print(transformers.__version__)')" >&2

@@ -26,6 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .exports import frame_record, json_ready
 from .loading import DEFAULT_MODEL
 from .mask_options import AMG_DEFAULTS, TextOptions
 from .text_masks import is_text_model
@@ -102,6 +103,16 @@ def _positive_float(text: str) -> float:
         value = float("nan")
     if not (value > 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return value
 
 
@@ -182,6 +193,20 @@ AMG_ARGUMENTS = {
 }
 
 
+def _add_amg_arguments(parser) -> None:
+    """The automatic-mask options (:data:`AMG_ARGUMENTS`) and ``--text`` / ``--score-threshold`` of a subcommand."""
+    for name, (kind, text) in AMG_ARGUMENTS.items():
+        flag, default = f"--{name.replace('_', '-')}", AMG_DEFAULTS[name]
+        if kind is bool:
+            parser.add_argument(flag, action="store_true", help=text)
+        else:
+            parser.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default:g})")
+    parser.add_argument("--text", action="append", default=None, metavar="CONCEPT",
+                        help="segment every instance of CONCEPT instead of everything (SAM 3's Sam3Model); repeat for several concepts")
+    parser.add_argument("--score-threshold", type=_unit_float, default=None,
+                        help=f"with --text: minimum detection score of an instance (default: {TextOptions.score_threshold:g})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sam2-pipelines`` (exposed for documentation and tests)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -198,16 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Automatic mask generation: writes <stem>.json (COCO RLE records) and <stem>_overlay.png per image.")
     gen.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     gen.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
-    for name, (kind, text) in AMG_ARGUMENTS.items():
-        flag, default = f"--{name.replace('_', '-')}", AMG_DEFAULTS[name]
-        if kind is bool:
-            gen.add_argument(flag, action="store_true", help=text)
-        else:
-            gen.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default:g})")
-    gen.add_argument("--text", action="append", default=None, metavar="CONCEPT",
-                     help="segment every instance of CONCEPT instead of everything (SAM 3's Sam3Model); repeat for several concepts")
-    gen.add_argument("--score-threshold", type=_unit_float, default=None,
-                     help=f"with --text: minimum detection score of an instance (default: {TextOptions.score_threshold:g})")
+    _add_amg_arguments(gen)
 
     track = commands.add_parser("track", parents=[common], help="track prompted objects through a video (palette PNGs + overlay mp4 + JSON)",
                                 description="Video object tracking. --frame and --obj set the frame and object that the following "
@@ -227,6 +243,32 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--frame-resize", default=None, choices=FRAME_RESIZES,
                        help="frame preprocessing: bicubic = Meta's SAM2VideoPredictor (default for click trackers), "
                        "bilinear = transformers' video processor (default for text trackers)")
+
+    batch = commands.add_parser("batch", help="masks or tracks for a whole dataset on Ray Data (durable, resumable Parquet/JSON lines)",
+                                description="Batch runs on Ray Data: the model is loaded once per worker, results are written "
+                                "per batch as part files under --out, and running the same command again skips what is there.")
+    jobs = batch.add_subparsers(dest="job", metavar="JOB", required=True)
+    engine = argparse.ArgumentParser(add_help=False)
+    engine.add_argument("source", metavar="SOURCE", help="a folder, a .txt file of paths, a .parquet or .jsonl file of rows")
+    engine.add_argument("--out", required=True, type=Path, help="output folder of part files (created if missing; rows already there are skipped)")
+    engine.add_argument("--address", default=None, help="Ray cluster to join (e.g. auto, or ray://host:10001; default: RAY_ADDRESS, else a local cluster)")
+    engine.add_argument("--workers", type=_positive_int, default=1, help="model workers (Ray actors; each loads the model once; default: 1)")
+    engine.add_argument("--cpus-per-worker", type=_positive_float, default=1, help="CPUs (torch threads) per worker (default: 1)")
+    engine.add_argument("--gpus-per-worker", type=_non_negative_float, default=0, help="GPUs per worker, e.g. 1 or 0.5 (default: 0)")
+    engine.add_argument("--batch-size", type=_positive_int, default=None, help="rows per batch and per part file (default: 8 images, 1 video)")
+    engine.add_argument("--output-format", default="parquet", choices=("parquet", "jsonl"), help="part file format (default: parquet)")
+    engine.add_argument("--max-retries", type=_non_negative_int, default=3, help="restarts of a dead worker before the run fails (default: 3)")
+    masks = jobs.add_parser("masks", parents=[common, engine], help="automatic masks (COCO RLE records) for every image",
+                            description="Automatic mask generation for every image of SOURCE (a folder of images, a .txt file "
+                            "of paths, or a .parquet/.jsonl file of rows with id and image).")
+    _add_amg_arguments(masks)
+    tracks = jobs.add_parser("track", parents=[common, engine], help="track prompted objects through every video",
+                             description="Video tracking for every video of SOURCE (a folder of videos, a .txt file of paths, "
+                             "or a .parquet/.jsonl file of rows with id, video, prompts and per-video options).")
+    tracks.add_argument("--prompts", default=None, metavar="JSON", help='prompts for rows without their own, e.g. \'[{"frame": 0, "obj_id": 1, "points": [[210, 350]], "labels": [1]}]\'')
+    tracks.add_argument("--direction", default=None, choices=DIRECTIONS, help="propagation direction (default: forward)")
+    tracks.add_argument("--max-frames", type=_positive_int, default=None, help="propagate over at most this many frames")
+    tracks.add_argument("--frame-batch-size", type=_positive_int, default=1, help="frames per image-encoder pass (default: 1)")
 
     serve_parser = commands.add_parser("serve", parents=[common], help="serve the Gradio demo (click to segment, video tracking)",
                                        description="Serve the Gradio demo. Both models are loaded before serving, so a model "
@@ -289,21 +331,17 @@ def _tqdm(iterable, enabled: bool, **kwargs):
     return tqdm(iterable, disable=not enabled, **kwargs)
 
 
-def _json_ready(value):
-    """Convert numpy scalars/arrays (and tuples) inside a record to plain JSON types."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, bytes):
-        return value.decode("ascii")
-    return value
+def mask_options(args) -> dict:
+    """The mask-generation options of ``generate-masks`` / ``batch masks`` (COCO RLE output); UsageError for a bad mix."""
+    if args.text:
+        automatic = [f"--{name.replace('_', '-')}" for name in AMG_ARGUMENTS if name != "mask_threshold" and getattr(args, name) != AMG_DEFAULTS[name]]
+        if automatic:
+            raise UsageError(f"{', '.join(automatic)} set automatic mask generation, which --text replaces; give one or the other")
+        score_threshold = TextOptions.score_threshold if args.score_threshold is None else args.score_threshold
+        return {"text": args.text, "score_threshold": score_threshold, "mask_threshold": args.mask_threshold, "output_mode": "coco_rle"}
+    if args.score_threshold is not None:
+        raise UsageError("--score-threshold applies with --text only")
+    return {**{name: getattr(args, name) for name in AMG_ARGUMENTS}, "output_mode": "coco_rle"}
 
 
 def generate_masks(args) -> int:
@@ -313,13 +351,7 @@ def generate_masks(args) -> int:
     from .images import read_image_file
     from .visualize import overlay_records
 
-    if args.text:
-        automatic = [f"--{name.replace('_', '-')}" for name in AMG_ARGUMENTS if name != "mask_threshold" and getattr(args, name) != AMG_DEFAULTS[name]]
-        if automatic:
-            raise UsageError(f"{', '.join(automatic)} set automatic mask generation, which --text replaces; give one or the other")
-    elif args.score_threshold is not None:
-        raise UsageError("--score-threshold applies with --text only")
-    args.score_threshold = TextOptions.score_threshold if args.score_threshold is None else args.score_threshold
+    options = mask_options(args)
     paths = [Path(p) for p in args.images]
     images = {}
     for path in paths:
@@ -332,12 +364,7 @@ def generate_masks(args) -> int:
     if args.text and not is_text_model(generator.model):
         raise CommandError(f"--text needs SAM 3's text model (Sam3Model); {args.model} is a {type(generator.model).__name__}")
     args.out.mkdir(parents=True, exist_ok=True)
-    options = {name: getattr(args, name) for name in AMG_ARGUMENTS}
-    options["output_mode"] = "coco_rle"
-    keywords = {"progress": args.progress}
-    if args.text:
-        options = {"text": args.text, "score_threshold": args.score_threshold, "mask_threshold": args.mask_threshold, "output_mode": "coco_rle"}
-        keywords = {"text": args.text}
+    keywords = {"text": args.text} if args.text else {"progress": args.progress}
     for path in _tqdm(paths, args.progress and len(paths) > 1, desc="images", unit="image"):
         image = images.pop(path)
         output = generator(image, **keywords, **{k: v for k, v in options.items() if k != "text"})
@@ -346,7 +373,7 @@ def generate_masks(args) -> int:
             "image": {"file_name": path.name, "height": image.shape[0], "width": image.shape[1]},
             "model": args.model,
             "options": options,
-            "annotations": [_json_ready(record) for record in records],
+            "annotations": [json_ready(record) for record in records],
         }
         json_path, overlay_path = args.out / f"{names[path]}.json", args.out / f"{names[path]}_overlay.png"
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -404,7 +431,6 @@ TRACK_OUTPUTS = ("masks", "overlay.mp4", "tracks.json")
 def track(args) -> int:
     """Run ``track``: palette PNGs, ``overlay.mp4`` and ``tracks.json`` in ``args.out``."""
     from . import video_io
-    from .masks import encode_rle
 
     tokens = getattr(args, "prompt_tokens", None) or []
     try:
@@ -439,23 +465,14 @@ def track(args) -> int:
     except BaseException:
         video.close()
         raise
-    frames = [
-        {
-            "frame_idx": int(result["frame_idx"]),
-            "object_ids": [int(i) for i in result["object_ids"]],
-            "masks": [encode_rle(mask.reshape(mask.shape[-2:])) for mask in result["masks"]],
-            "scores": _json_ready(result.get("scores")),
-            **({"concepts": result["concepts"]} if "concepts" in result else {}),
-        }
-        for result in results
-    ]
+    frames = [frame_record(result) for result in results]
     document = {"video": str(args.video), "model": args.model, "prompts": prompts, "frames": frames}
     args.out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".track-partial-", dir=args.out))  # nothing final until all is written
     try:
         video_io.write_palette_pngs(results, staging / "masks")
         video_io.write_overlay_video(video, results, staging / "overlay.mp4", fps=args.fps)
-        (staging / "tracks.json").write_text(json.dumps(_json_ready(document)))
+        (staging / "tracks.json").write_text(json.dumps(json_ready(document)))
         for name in TRACK_OUTPUTS:  # replace the outputs of an earlier run into the same folder
             target = args.out / name
             if target.is_dir() and not target.is_symlink():
@@ -479,6 +496,39 @@ def convert(args) -> int:
     return 0
 
 
+def batch(args) -> int:
+    """Run ``batch masks`` / ``batch track`` on Ray Data: part files under ``args.out``, then the summary."""
+    try:
+        import ray
+        from .distributed import ray as engine
+    except ImportError:
+        raise CommandError('batch needs Ray Data: pip install "sam2-pipelines[ray]"') from None
+    common = {"workers": args.workers, "cpus_per_worker": args.cpus_per_worker, "gpus_per_worker": args.gpus_per_worker,
+              "batch_size": args.batch_size, "output_format": args.output_format, "device": args.device, "dtype": args.dtype,
+              "max_retries": args.max_retries, "progress": args.progress}
+    if args.job == "masks":
+        options = mask_options(args)
+    else:
+        options = {name: getattr(args, name) for name in ("direction", "max_frames") if getattr(args, name) is not None}
+        try:
+            prompts = None if args.prompts is None else json.loads(args.prompts)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"--prompts must be JSON (a list of prompt dicts): {error}") from None
+    source = args.source
+    if not os.path.exists(source):
+        raise CommandError(f"source not found: {source}")
+    ray.init(address=args.address, log_to_driver=args.progress)
+    try:
+        if args.job == "masks":
+            summary = engine.generate_masks(source, args.out, args.model, **common, **options)
+        else:
+            summary = engine.track_videos(source, args.out, args.model, prompts=prompts, frame_batch_size=args.frame_batch_size, **common, **options)
+    finally:
+        ray.shutdown()
+    print(f"{args.source}: {summary}")
+    return 0
+
+
 class UsageError(Exception):
     """A bad combination of arguments found after parsing: reported like argparse errors (status 2)."""
 
@@ -499,7 +549,7 @@ def serve(args) -> int:
     return 0
 
 
-COMMANDS = {"generate-masks": generate_masks, "track": track, "convert": convert, "serve": serve}
+COMMANDS = {"generate-masks": generate_masks, "track": track, "batch": batch, "convert": convert, "serve": serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,7 @@
-"""Run a pipeline over a ``datasets.Dataset`` split across processes, and gather the results.
+"""Run a pipeline over a ``datasets.Dataset`` split across processes: gather the results, or write them as it goes.
+
+For datasets larger than memory use :func:`write_sharded`: each process writes its rows as durable part files
+(resumable, nothing gathered). The functions below gather every result on every process instead.
 
 Each process takes a contiguous shard of the rows with accelerate's
 ``PartialState().split_between_processes``, runs the pipeline over its shard (through
@@ -95,3 +98,79 @@ def run_pipeline_sharded(pipe, dataset, column: str, batch_size: int = 1, state=
     outputs = pipe(KeyDataset(shard, column), batch_size=batch_size, **call_kwargs) if len(shard) else []
     local = list(tqdm(outputs, total=len(shard), disable=not progress, desc=f"process {state.process_index}"))
     return gather_results(local, state)
+
+
+def write_sharded(pipe, dataset, output, column: str, *, id_column: str = "id", rows_per_file: int = 16, output_format: str = "parquet",
+                  state=None, progress: bool = False, **call_kwargs):
+    """Run ``pipe`` over ``dataset[column]`` split across processes, each writing its rows to disk as it goes.
+
+    Nothing is gathered: every process writes part files of ``rows_per_file`` output rows under ``output`` (the
+    rows and files of :mod:`sam2_pipelines.distributed.ray`: masks ``id, height, width, num_masks, records,
+    error``; tracks ``id, num_frames, object_ids, frames, error``), each through a temporary name then renamed.
+    Running the same script again skips every id already written. A row that cannot be processed becomes an
+    error row; the run goes on.
+
+    Args:
+        pipe: a ``mask-generation`` or ``video-object-tracking`` pipeline.
+        dataset: a ``datasets.Dataset``; ``column`` holds the images (or videos), ``id_column`` unique ids
+            (default: the row number). Video rows may hold ``prompts`` and per-video options.
+        output: the output folder, shared by every process (created if missing).
+        **call_kwargs: the pipeline's options (``points_per_side``...; for videos ``prompts`` for rows without
+            their own, ``direction``, ``batch_size``...).
+
+    Returns:
+        The :class:`~sam2_pipelines.distributed.durable.RunSummary` of all processes, on every process.
+    """
+    from tqdm.auto import tqdm
+
+    from .distributed.durable import PartStore, RunSummary
+    from .distributed.rows import check_mask_options, mask_row, track_row, video_row_options
+    from .validation import check_int
+    from .video_tracking import VideoObjectTrackingPipeline, parse_prompts
+
+    if column not in dataset.column_names:
+        raise ValueError(f"column {column!r} is not in the dataset; its columns are {dataset.column_names}")
+    check_int(rows_per_file, "rows_per_file", minimum=1)
+    tracking = isinstance(pipe, VideoObjectTrackingPipeline)
+    store = PartStore(output, "tracks" if tracking else "masks", output_format)
+    store.check_directory()
+    if tracking:
+        prompts = call_kwargs.pop("prompts", None)
+        prompts = None if prompts is None else parse_prompts(prompts)
+        if prompts is None and "prompts" not in dataset.column_names:
+            raise ValueError('no prompts: the dataset has no "prompts" column and no prompts=[...] was given for every video')
+    else:
+        call_kwargs = check_mask_options(call_kwargs)
+    ids = [str(i) for i in (dataset[id_column] if id_column in dataset.column_names else range(len(dataset)))]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"the dataset's {id_column!r} column holds an id more than once; every row needs its own id")
+    state = _state(state)
+    done = store.done_ids()
+    state.wait_for_everyone()  # every process has read what is done before anyone cleans or writes
+    if state.is_main_process:
+        store.clean_temporary()
+    state.wait_for_everyone()
+    feature = dataset.features.get(column)
+    if type(feature).__name__ == "Image":  # read the file bytes ourselves: an undecodable image becomes an error row
+        import datasets
+
+        dataset = dataset.cast_column(column, datasets.Image(decode=False))
+    summary, rows = RunSummary(str(output)), []
+    for index in tqdm(shard_indices(len(dataset), state), disable=not progress, desc=f"process {state.process_index}"):
+        if ids[index] in done:
+            summary.skipped += 1
+            continue
+        row = dataset[index]
+        if tracking:
+            row_prompts = row.get("prompts") if row.get("prompts") is not None else prompts
+            rows.append(track_row(pipe, ids[index], row[column], row_prompts, video_row_options(row), call_kwargs))
+        else:
+            rows.append(mask_row(pipe, ids[index], row[column], call_kwargs))
+        summary.done += 1
+        summary.failed += rows[-1]["error"] is not None
+        if len(rows) == rows_per_file:
+            store.write(rows)
+            rows = []
+    store.write(rows)
+    counts = gather_results([(summary.done, summary.failed, summary.skipped)], state)
+    return RunSummary(str(output), *(sum(c[i] for c in counts) for i in range(3)))

@@ -144,11 +144,11 @@ def automatic_masks(models: DemoModels, image, points_per_side: int, pred_iou_th
 
 def _shown_records(image: np.ndarray, records: list, file_name: str, summary: str):
     """``(overlay, path of a COCO RLE JSON of the records, summary)``: what the image tabs show."""
-    from ..cli import _json_ready
+    from ..exports import json_ready
     from ..visualize import overlay_records
 
     path = Path(tempfile.mkdtemp(prefix="sam2-pipelines-")) / file_name
-    path.write_text(json.dumps({"height": image.shape[0], "width": image.shape[1], "annotations": _json_ready(records)}))
+    path.write_text(json.dumps({"height": image.shape[0], "width": image.shape[1], "annotations": json_ready(records)}))
     return overlay_records(image, records), str(path), summary
 
 

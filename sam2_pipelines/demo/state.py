@@ -219,12 +219,12 @@ class VideoWork:
 
     def export_coco(self, path: Path) -> Path:
         """Every frame's masks as COCO RLE in one JSON file (the ``tracks.json`` format of ``sam2-pipelines track``)."""
-        from ..cli import _json_ready
+        from ..exports import json_ready
 
         document = {"video": Path(self.path).name, "clicks": self.clicks, "frames": self.ordered_results()}
         if self.tracks_text:
             document["concepts"] = {str(obj_id): concept for obj_id, concept in sorted(self.concepts.items())}
-        Path(path).write_text(json.dumps(_json_ready(document)))
+        Path(path).write_text(json.dumps(json_ready(document)))
         return Path(path)
 
     def export_davis(self, path: Path) -> Path:

@@ -16,7 +16,7 @@ from transformers.pipelines.pt_utils import KeyDataset
 
 from sam2_pipelines import testing
 from sam2_pipelines.masks import decode_rle
-from sam2_pipelines.sharding import gather_results, map_sharded, run_pipeline_sharded, shard_dataset, shard_indices
+from sam2_pipelines.sharding import gather_results, map_sharded, run_pipeline_sharded, shard_dataset, shard_indices, write_sharded
 
 ROOT = Path(__file__).resolve().parents[2]
 AMG = dict(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, output_mode="coco_rle")
@@ -113,6 +113,15 @@ def test_sharding_across_two_processes(tiny_image_model_dir, tiny_video_model_di
     for row, records in zip(images, gathered["records"]):
         expected = mask_generator(row["image"], **AMG)["records"]
         assert_same_masks(_masks(records), _masks(expected))
+    assert gathered["written"] == [5, 0, 0]
+    parts = sorted((tmp_path / "parts").glob("part-*.parquet"))
+    assert len(parts) == 3  # process 0: rows 0-1 and 2; process 1: rows 3-4 (at most 2 rows per part)
+    import pyarrow.parquet as pq
+
+    rows = {row["id"]: row for part in parts for row in pq.read_table(part).to_pylist()}
+    assert sorted(rows) == [str(i) for i in range(5)]
+    for row, records in zip(images, gathered["records"]):
+        assert [r["segmentation"] for r in json.loads(rows[str(row["index"])]["records"])] == [r["segmentation"] for r in records]
     assert [t["rank"] for t in gathered["tracks"]] == [0, 1]
     for row, track in zip(videos, gathered["tracks"]):
         direct = tracker(row["video"], prompts=json.loads(row["prompts"]))
@@ -120,3 +129,43 @@ def test_sharding_across_two_processes(tiny_image_model_dir, tiny_video_model_di
         for (frame_idx, object_ids, rles), reference in zip(track["frames"], direct):
             assert object_ids == [int(i) for i in reference["object_ids"]]
             assert_same_masks([decode_rle(rle) for rle in rles], [m.reshape(m.shape[-2:]) for m in np.asarray(reference["masks"])])
+
+
+def test_writing_a_dataset_to_disk_as_it_goes_and_resuming(mask_generator, tracking_pipeline, tmp_path):
+    """write_sharded (one process): rows equal the pipeline's, a bad image is an error row, a rerun resumes."""
+    import pyarrow.parquet as pq
+
+    from sam2_pipelines.exports import frame_record, json_ready
+
+    good = [Image.fromarray(testing.synthetic_image(96, 128, seed=seed)) for seed in range(3)]
+    encoded = []
+    for image in good:
+        buffer = __import__("io").BytesIO()
+        image.save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    dataset = datasets.Dataset.from_dict({"id": ["a", "b", "c", "bad"], "image": [{"bytes": b, "path": None} for b in encoded] + [{"bytes": b"junk", "path": None}]},
+                                         features=datasets.Features({"id": datasets.Value("string"), "image": datasets.Image()}))
+    out = tmp_path / "parts"
+    first = write_sharded(mask_generator, dataset.select([0, 3]), out, column="image", rows_per_file=1, **AMG)
+    assert (first.done, first.failed, first.skipped) == (2, 1, 0)
+    rest = write_sharded(mask_generator, dataset, out, column="image", rows_per_file=1, **AMG)
+    assert (rest.done, rest.failed, rest.skipped) == (2, 0, 2)
+    rows = {row["id"]: row for row in pq.read_table(out).to_pylist()}
+    assert sorted(rows) == ["a", "b", "bad", "c"] and len(list(out.glob("part-*.parquet"))) == 4
+    assert rows["bad"]["error"].startswith("ValueError: could not decode the image bytes") and rows["bad"]["records"] is None
+    for name, image in zip("abc", good):
+        expected = json.loads(json.dumps([json_ready(r) for r in mask_generator(np.asarray(image), **AMG)["records"]]))
+        assert json.loads(rows[name]["records"]) == expected and rows[name]["num_masks"] == len(expected)
+    with pytest.raises(ValueError, match="points_per_side"):
+        write_sharded(mask_generator, dataset, tmp_path / "x", column="image", points_per_side=0)
+    # videos: rows with their own prompts; a missing file is an error row
+    videos = video_dataset(tmp_path)
+    videos = datasets.Dataset.from_dict({"video": list(videos["video"]) + [str(tmp_path / "missing.mp4")], "prompts": list(videos["prompts"]) + [videos["prompts"][0]]})
+    summary = write_sharded(tracking_pipeline, videos, tmp_path / "tracks", column="video", output_format="jsonl")
+    assert (summary.done, summary.failed) == (3, 1)
+    lines = {line["id"]: line for part in (tmp_path / "tracks").glob("part-*.jsonl") for line in map(json.loads, part.read_text().splitlines())}
+    assert "video file" in lines["2"]["error"]
+    for index in range(2):
+        row = videos[index]
+        expected = [frame_record(r) for r in tracking_pipeline(row["video"], prompts=json.loads(row["prompts"]), output="rle")]
+        assert lines[str(index)]["frames"] == json.loads(json.dumps(expected))

@@ -540,9 +540,9 @@ def test_browser_video_tracking(page, tiny_video_model_dir, tmp_path):
     page.locator("#video-export-coco").click()
     exported = json.loads(_download(page, tmp_path, "corrected.json", previous).read_text())
     expected = _session_results(DemoModels(tiny_video_model_dir).tracker(), video, steps)
-    from sam2_pipelines.cli import _json_ready
+    from sam2_pipelines.exports import json_ready
 
-    assert exported["frames"] == [json.loads(json.dumps(_json_ready(expected[i]))) for i in range(8)]
+    assert exported["frames"] == [json.loads(json.dumps(json_ready(expected[i]))) for i in range(8)]
 
     # A second object on frame 2, then removing object 1: the object list follows, the export holds object 2 only.
     page.locator("#video-mode").get_by_label(MODES[0]).check()

@@ -1,5 +1,7 @@
 """Launched with 2 processes by tests/interfaces/test_datasets.py: shard a dataset, run both pipelines, gather.
 
+Also writes the image rows as part files with write_sharded (beside OUT_JSON, in parts/).
+
 Usage: torchrun --nproc_per_node 2 sharded_run.py IMAGE_MODEL_DIR VIDEO_MODEL_DIR DATASET_DIR OUT_JSON
 """
 
@@ -14,7 +16,7 @@ from accelerate import PartialState
 from transformers import pipeline
 
 import sam2_pipelines  # noqa: F401
-from sam2_pipelines.sharding import map_sharded, run_pipeline_sharded
+from sam2_pipelines.sharding import map_sharded, run_pipeline_sharded, write_sharded
 
 image_model, video_model, dataset_dir, out_path = sys.argv[1:5]
 state = PartialState(cpu=True)
@@ -27,6 +29,9 @@ outputs = run_pipeline_sharded(
     points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, output_mode="coco_rle",
 )
 ranks = map_sharded(images, lambda row: state.process_index, state=state)
+# the same rows written to disk as they go (nothing gathered), two rows per part file
+written = write_sharded(generator, images, os.path.join(os.path.dirname(out_path), "parts"), column="image", id_column="index",
+                        rows_per_file=2, state=state, points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
 
 tracker = pipeline("video-object-tracking", model=video_model, device="cpu")
 
@@ -44,5 +49,6 @@ if state.is_main_process:
             "ranks": ranks,
             "records": [[{"segmentation": r["segmentation"], "area": int(r["area"])} for r in o["records"]] for o in outputs],
             "tracks": tracks,
+            "written": [written.done, written.failed, written.skipped],
         }, handle)
 state.wait_for_everyone()
