@@ -8,8 +8,8 @@ Printed, from one run on this machine (each measurement in its own process):
    * the plain pipeline loop in one process with 2 torch threads,
    * Ray Data with 1 worker x 2 threads, and with 2 workers x 1 thread (``generate_masks`` on a local
      2-CPU cluster, results written as Parquet parts);
-   wall time includes loading the model (and starting the actors) in every case; CPU time is the whole
-   machine's user + system time over the run (Ray's workers are not children of the driver);
+   wall time includes loading the model (and starting the actors) in every case; CPU time is the user +
+   system time of the process and, for Ray, of every Ray process (sampled every 0.25 s);
 2. the driver's resident memory over a ``--rows``-row run (default 2,000) with the tiny test model: sampled
    every 0.2 s; it must stay flat, because results stream from the workers to disk and only ids and error
    flags reach the driver.
@@ -37,11 +37,40 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def machine_cpu_seconds() -> float:
-    import psutil
+def own_cpu_seconds() -> float:
+    import resource
 
-    times = psutil.cpu_times()
-    return times.user + times.system
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class RayCpu:
+    """User + system CPU seconds of this process and of every Ray process (sampled: workers exit with the run)."""
+
+    def __init__(self):
+        import psutil
+
+        self.psutil, self.seen, self.stop = psutil, {}, threading.Event()
+        self.start_self = own_cpu_seconds()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self):
+        while not self.stop.is_set():
+            for process in self.psutil.process_iter(["cmdline"]):
+                line = " ".join(process.info["cmdline"] or [])
+                if line.startswith("ray::") or "/ray/core/src/ray/" in line or "ray/_private" in line or "ray/dashboard" in line:
+                    try:
+                        times = process.cpu_times()
+                        self.seen[process.pid] = times.user + times.system
+                    except self.psutil.Error:
+                        pass
+            time.sleep(0.25)
+
+    def total(self) -> float:
+        self.stop.set()
+        self.thread.join()
+        return own_cpu_seconds() - self.start_self + sum(self.seen.values())
 
 
 def write_sample_images(folder: Path, repeat: int) -> list[Path]:
@@ -64,7 +93,7 @@ def child(args) -> dict:
     import torch
 
     options = dict(points_per_side=args.points_per_side)
-    start_wall, start_cpu = time.perf_counter(), machine_cpu_seconds()
+    start_wall, start_cpu = time.perf_counter(), own_cpu_seconds()
     if args.mode == "loop":
         torch.set_num_threads(2)
         from sam2_pipelines import pipeline
@@ -73,25 +102,32 @@ def child(args) -> dict:
         generator = pipeline("mask-generation", model=args.model, device="cpu")
         paths = sorted(Path(args.images).iterdir())
         masks = sum(len(generator(read_image_file(p), output_mode="coco_rle", **options)["records"]) for p in paths)
-        return {"images": len(paths), "masks": masks, "wall": time.perf_counter() - start_wall, "cpu": machine_cpu_seconds() - start_cpu}
+        return {"images": len(paths), "masks": masks, "wall": time.perf_counter() - start_wall, "cpu": own_cpu_seconds() - start_cpu}
     import psutil
     import ray
 
     from sam2_pipelines.distributed.ray import generate_masks
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    start_wall, start_cpu = time.perf_counter(), machine_cpu_seconds()
+    start_wall, cpu = time.perf_counter(), RayCpu()
     if args.mode == "ray":
         summary = generate_masks(args.images, args.out, model=args.model, workers=args.workers, cpus_per_worker=2 // args.workers,
                                  batch_size=1, progress=False, **options)
-        result = {"images": summary.done, "failed": summary.failed, "wall": time.perf_counter() - start_wall, "cpu": machine_cpu_seconds() - start_cpu}
+        result = {"images": summary.done, "failed": summary.failed, "wall": time.perf_counter() - start_wall, "cpu": cpu.total()}
     else:  # rss: the driver's resident memory while a long run streams to disk
-        driver, samples, stop = psutil.Process(), [], threading.Event()
+        import pyarrow.parquet as pq
+
+        driver, samples, stop, counted = psutil.Process(), [], threading.Event(), {}
+
+        def rows_written() -> int:
+            for part in Path(args.out).glob("part-*.parquet") if Path(args.out).is_dir() else []:
+                if part not in counted:
+                    counted[part] = pq.read_metadata(part).num_rows
+            return sum(counted.values())
 
         def sample():
             while not stop.is_set():
-                parts = len(list(Path(args.out).glob("part-*.parquet"))) if Path(args.out).is_dir() else 0
-                samples.append((time.perf_counter() - start_wall, parts, driver.memory_info().rss))
+                samples.append((time.perf_counter() - start_wall, rows_written(), driver.memory_info().rss))
                 time.sleep(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -100,7 +136,7 @@ def child(args) -> dict:
                                  progress=False, points_per_side=8, pred_iou_thresh=0.0, stability_score_thresh=0.0)
         stop.set()
         sampler.join()
-        samples.append((time.perf_counter() - start_wall, len(list(Path(args.out).glob("part-*.parquet"))), driver.memory_info().rss))
+        samples.append((time.perf_counter() - start_wall, rows_written(), driver.memory_info().rss))
         result = {"rows": summary.done, "failed": summary.failed, "wall": time.perf_counter() - start_wall, "samples": samples}
     ray.shutdown()
     return result
@@ -154,7 +190,7 @@ def main(argv=None) -> int:
             rows.append((f"Ray Data, {workers} worker{'s' if workers > 1 else ''} x {2 // workers} thread{'s' if workers == 1 else ''}", result))
         print(f"\nAutomatic masks, {loop['images']} images (truck.jpg, groceries.jpg and mirrors), points_per_side={args.points_per_side}, "
               f"{'tiny' if args.quick else 'full-size random SAM 2.1 hiera-tiny'}")
-        print("| run | wall s | images/s | machine CPU s | vs loop |")
+        print("| run | wall s | images/s | CPU s | vs loop |")
         print("|---|---|---|---|---|")
         for name, result in rows:
             print(f"| {name} | {result['wall']:.1f} | {result['images'] / result['wall']:.3f} | {result['cpu']:.1f} | {loop['wall'] / result['wall']:.2f}x |")
@@ -169,13 +205,12 @@ def main(argv=None) -> int:
         rss = run_child(args, mode="rss", model=str(tiny), images=str(many), out=str(tmp / "rss"))
         samples = rss["samples"]
         mib = lambda value: value / 2**20  # noqa: E731
-        print(f"\nDriver RSS over a {rss['rows']}-row run (tiny model, 2 workers x 1 thread, {args.batch_size} rows per part), {rss['wall']:.0f} s")
+        print(f"\nDriver RSS over a {rss['rows']}-row run (tiny model, 2 workers x 1 thread, batches of up to {args.batch_size} rows), {rss['wall']:.0f} s")
         print("| rows written (time) | driver RSS MiB |")
         print("|---|---|")
         for fraction in (0.1, 0.25, 0.5, 0.75, 1.0):
-            target = fraction * rss["rows"] / args.batch_size
-            sample = next((s for s in samples if s[1] >= target), samples[-1])
-            print(f"| {min(rss['rows'], sample[1] * args.batch_size)} ({sample[0]:.0f} s) | {mib(sample[2]):.0f} |")
+            sample = next((s for s in samples if s[1] >= fraction * rss["rows"]), samples[-1])
+            print(f"| {sample[1]} ({sample[0]:.0f} s) | {mib(sample[2]):.0f} |")
         working = [s[2] for s in samples if s[1] > 0]
         print(f"peak {mib(max(s[2] for s in samples)):.0f} MiB; while writing: min {mib(min(working)):.0f}, max {mib(max(working)):.0f} MiB")
     return 0

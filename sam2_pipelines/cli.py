@@ -4,13 +4,15 @@ Usage::
 
     sam2-pipelines generate-masks photo.jpg other.png --out masks/
     sam2-pipelines track clip.mp4 --frame 0 --obj 1 --point 210,350 --obj 2 --box 300,0,500,400 --out tracks/
+    sam2-pipelines batch masks photos/ --out masks/ --workers 2      # Ray Data: durable, resumable part files
     sam2-pipelines convert sam2.1_hiera_tiny.pt sam2.1-hiera-tiny/
     sam2-pipelines serve --model sam2.1_hiera_tiny.pt
 
 ``generate-masks`` writes, per image, ``<stem>.json`` (COCO RLE records) and ``<stem>_overlay.png``; with
 ``--text CONCEPT`` (SAM 3's ``Sam3Model``) the records are the instances of the concept.
 ``track`` writes ``masks/<frame>.png`` (palette PNGs, pixel value = object id), ``overlay.mp4`` and
-``tracks.json`` (per-frame object ids, COCO RLE masks and scores). ``serve`` serves the Gradio demo.
+``tracks.json`` (per-frame object ids, COCO RLE masks and scores). ``batch masks`` / ``batch track`` run whole
+datasets on Ray Data (docs/datasets.md). ``serve`` serves the Gradio demo.
 Every model-running subcommand accepts
 ``--model``, ``--device``, ``--dtype`` and ``--no-progress``. Bad arguments exit with status 2 and a
 message saying what is accepted; failures while running exit with status 1.
