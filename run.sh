@@ -29,7 +29,7 @@ cmd="${1:-}"
 
 # test-newest-transformers: the fast suite again in a second environment whose transformers (and what it
 # needs) is the newest release the package index offers, beyond constraints.txt: a release that changes the
-# internals sam2_pipelines/model_internals.py uses fails here first.
+# internals sam2_pipelines/models/internals.py uses fails here first.
 if [ "$cmd" = test-newest-transformers ]; then
     NEWEST="${SAM2P_NEWEST_VENV:-$HOME/.cache/sam2-pipelines/venv-newest-transformers}"
     rm -rf "$NEWEST"

@@ -49,7 +49,7 @@ def build_model_dir(directory: Path, quick: bool) -> Path:
         return testing.save_tiny_model(directory, "image")
     import transformers as tf
 
-    from sam2_pipelines.convert import SIZES, build_config, build_processor
+    from sam2_pipelines.models.convert import SIZES, build_config, build_processor
 
     torch.manual_seed(0)
     model = tf.Sam2Model(build_config(SIZES["tiny"], "image")).eval()

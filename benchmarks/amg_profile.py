@@ -72,7 +72,10 @@ def main(argv=None) -> int:
     import torch
     from PIL import Image
     import sam2_pipelines
-    from sam2_pipelines import amg, fast_decoder, mask_generation, testing
+    from sam2_pipelines import testing
+    from sam2_pipelines.image import amg
+    from sam2_pipelines.kernels import fast_decoder
+    from sam2_pipelines.image import pipeline as mask_generation
 
     torch.set_num_threads(args.threads)
     if args.workload == "standard":

@@ -97,7 +97,7 @@ def child(args) -> dict:
     if args.mode == "loop":
         torch.set_num_threads(2)
         from sam2_pipelines import pipeline
-        from sam2_pipelines.images import read_image_file
+        from sam2_pipelines.core.images import read_image_file
 
         generator = pipeline("mask-generation", model=args.model, device="cpu")
         paths = sorted(Path(args.images).iterdir())

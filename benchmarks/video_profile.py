@@ -56,7 +56,7 @@ def clip_frames(clip: str, count: int):
     import numpy as np
     from PIL import Image
 
-    from sam2_pipelines.video_io import open_video
+    from sam2_pipelines.io.video import open_video
 
     source = open_video(str(SAMPLE_VIDEO))
     frames = [source[i] for i in range(min(count, len(source)))]
@@ -92,7 +92,10 @@ def main(argv=None) -> int:
     import torch
 
     import sam2_pipelines
-    from sam2_pipelines import fast_memory, frame_feed, session as session_module, tracking_step
+    from sam2_pipelines.kernels import fast_memory
+    from sam2_pipelines.video import frame_feed
+    from sam2_pipelines.video import session as session_module
+    from sam2_pipelines.kernels import tracking_step
 
     torch.set_num_threads(args.threads)
     rate = sgemm_rate(args.threads)
@@ -123,7 +126,7 @@ def main(argv=None) -> int:
                 stack.enter_context(patched(target, name, timer.wrap(label, getattr(target, name))))
             stack.enter_context(counter)
             session = tracker.session(video)
-            session._fast_steps = session._fast_steps and not args.model_step
+            session._stepper._fast_steps = session._stepper._fast_steps and not args.model_step
             for obj_id, (x, y) in enumerate(CLICKS[: args.objects], start=1):
                 session.add_points(0, obj_id, [[x * width / 960, y * height / 540]], [1])
             snapshot = lambda: (time.perf_counter(), cpu_seconds(), counter.total, dict(timer.wall), dict(timer.cpu), dict(timer.flops))  # noqa: E731

@@ -18,13 +18,13 @@ Example::
 
 from __future__ import annotations
 
-from .convert import convert_checkpoint, load_checkpoint
-from .image_session import ImageSession
-from .loading import AutoModelForVideoObjectTracking, pipeline
-from .mask_generation import MaskGenerationPipeline
-from .registration import register_pipelines
-from .session import TrackingSession
-from .video_tracking import VideoObjectTrackingPipeline
+from sam2_pipelines.models.convert import convert_checkpoint, load_checkpoint
+from sam2_pipelines.image.session import ImageSession
+from sam2_pipelines.models.loading import AutoModelForVideoObjectTracking, pipeline
+from sam2_pipelines.image.pipeline import MaskGenerationPipeline
+from sam2_pipelines.registration import register_pipelines
+from sam2_pipelines.video.session import TrackingSession
+from sam2_pipelines.video.pipeline import VideoObjectTrackingPipeline
 
 __version__ = "0.1.0"
 

@@ -28,33 +28,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .exports import frame_record, json_ready
-from .loading import DEFAULT_MODEL
-from .mask_options import AMG_DEFAULTS, TextOptions
-from .text_masks import is_text_model
-from .validation import DIRECTIONS, FRAME_RESIZES
+from sam2_pipelines.io.exports import frame_record, json_ready
+from sam2_pipelines.launch import CommandError, ModelNotFoundError, UsageError, load_pipeline, model_not_found_message  # noqa: F401
+from sam2_pipelines.models.loading import DEFAULT_MODEL
+from sam2_pipelines.image.options import AMG_DEFAULTS, TextOptions
+from sam2_pipelines.image.text import is_text_model
+from sam2_pipelines.core.validation import DIRECTIONS, FRAME_RESIZES
 DTYPES = ("float32", "float16", "bfloat16")
-
-
-class CommandError(Exception):
-    """A failure to report to the user as one message (no traceback), with exit status 1."""
-
-
-class ModelNotFoundError(CommandError):
-    """The model is neither a local path nor reachable on the Hub (no network, not cached)."""
-
-
-def model_not_found_message(model: str, error: BaseException | None = None) -> str:
-    """The one-paragraph explanation printed when ``model`` cannot be loaded from the Hub or disk."""
-    reason = f" ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})" if error else ""
-    return (
-        f"Could not load the model {model!r}{reason}. It is neither a local directory with a saved model nor "
-        "reachable on the Hugging Face Hub (no network, or not in the local cache). Point --model at local "
-        "weights instead: either a directory written by save_pretrained (for example the model repository "
-        f"downloaded on a machine with network access with `hf download {DEFAULT_MODEL} --local-dir "
-        "sam2.1-hiera-tiny` and copied here, then `--model sam2.1-hiera-tiny`), or a checkpoint file from Meta's "
-        "SAM 2 release (`--model sam2.1_hiera_tiny.pt`), which is converted on load."
-    )
 
 
 def _parse_pair_list(text: str, name: str, lengths: tuple[int, ...]) -> list[float]:
@@ -290,41 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from sam2_pipelines import __version__
 
     return f"sam2-pipelines {__version__}"
-
-
-def load_pipeline(task: str, model: str, device=None, dtype: str = "float32", progress: bool = True):
-    """``transformers.pipeline(task, model=...)`` with a one-paragraph :class:`CommandError` when the model is unreachable."""
-    import torch
-
-    from . import pipeline  # transformers.pipeline that also accepts Meta .pt checkpoints
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"--device must be a torch device such as cpu, cuda, cuda:1 or mps; got {device!r}") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise CommandError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
-    if parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise CommandError(f"--device {device}: MPS is not available on this machine (use --device cpu)")
-    if not progress:
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-    is_local = os.path.exists(model)
-    try:
-        return pipeline(task, model=model, device=device, dtype=getattr(torch, dtype))
-    except OSError as error:
-        # A local path that exists but is broken is the user's file: say what is wrong with it.
-        if is_local:
-            raise CommandError(f"could not load {model!r} for {task}: {error}") from error
-        raise ModelNotFoundError(model_not_found_message(model, error)) from error
-    except ValueError as error:  # e.g. a model of another family, or a checkpoint that does not convert
-        raise CommandError(f"could not load {model!r} for {task}: {error}") from error
 
 
 def _tqdm(iterable, enabled: bool, **kwargs):
@@ -350,25 +298,25 @@ def generate_masks(args) -> int:
     """Run ``generate-masks``: one JSON and one overlay PNG per image in ``args.out``."""
     from PIL import Image
 
-    from .images import read_image_file
-    from .visualize import overlay_records
+    from sam2_pipelines.core.images import check_image_file, read_image_file
+    from sam2_pipelines.io.visualize import overlay_records
 
     options = mask_options(args)
     paths = [Path(p) for p in args.images]
-    images = {}
-    for path in paths:
+    for path in paths:  # every image checked before any work; each is decoded when its turn comes
         if not path.is_file():
             raise CommandError(f"image not found: {path}")
-        images[path] = read_image_file(path)  # EXIF orientation applied: sizes, masks and overlays agree
+        check_image_file(path)
     names = output_names(paths)
     _check_out_dir(args.out)
+    _refuse_foreign_outputs([p for path in paths for p in (args.out / f"{names[path]}.json", args.out / f"{names[path]}_overlay.png")])
     generator = load_pipeline("mask-generation", args.model, args.device, args.dtype, args.progress)
     if args.text and not is_text_model(generator.model):
         raise CommandError(f"--text needs SAM 3's text model (Sam3Model); {args.model} is a {type(generator.model).__name__}")
     args.out.mkdir(parents=True, exist_ok=True)
     keywords = {"text": args.text} if args.text else {"progress": args.progress}
     for path in _tqdm(paths, args.progress and len(paths) > 1, desc="images", unit="image"):
-        image = images.pop(path)
+        image = read_image_file(path)  # EXIF orientation applied: sizes, masks and overlays agree
         output = generator(image, **keywords, **{k: v for k, v in options.items() if k != "text"})
         records = output["records"]
         document = {
@@ -380,9 +328,43 @@ def generate_masks(args) -> int:
         json_path, overlay_path = args.out / f"{names[path]}.json", args.out / f"{names[path]}_overlay.png"
         json_path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(json_path, lambda target: target.write_text(json.dumps(document)))
-        _write_atomically(overlay_path, lambda target: Image.fromarray(overlay_records(image, records)).save(target, format="PNG"))
+        _write_atomically(overlay_path, lambda target: Image.fromarray(overlay_records(image, records)).save(target, format="PNG", pnginfo=_made_here()))
         print(f"{path}: {len(records)} masks -> {json_path}, {overlay_path}")
     return 0
+
+
+#: The tag ``generate-masks`` writes into its overlay PNGs: a file without it is not ours to replace.
+MADE_BY = ("Software", "sam2-pipelines generate-masks")
+
+
+def _made_here():
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text(*MADE_BY)
+    return info
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether ``path`` is an output of an earlier ``generate-masks`` run (so a rerun may replace it)."""
+    try:
+        if path.suffix == ".json":
+            document = json.loads(path.read_text())
+            return isinstance(document, dict) and {"image", "model", "options", "annotations"} <= set(document)
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return image.info.get(MADE_BY[0]) == MADE_BY[1]
+    except (OSError, ValueError, SyntaxError):
+        return False
+
+
+def _refuse_foreign_outputs(paths: list[Path]) -> None:
+    """Refuse to overwrite files this command did not write (e.g. --out pointed at the images' own folder)."""
+    foreign = [p for p in paths if p.exists() and (not p.is_file() or not _is_ours(p))]
+    if foreign:
+        shown = ", ".join(str(p) for p in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UsageError(f"--out already holds {shown}, which generate-masks did not write; it never overwrites other files: pick another --out or move them")
 
 
 def output_names(paths: list[Path]) -> dict[Path, str]:
@@ -432,7 +414,7 @@ TRACK_OUTPUTS = ("masks", "overlay.mp4", "tracks.json")
 
 def track(args) -> int:
     """Run ``track``: palette PNGs, ``overlay.mp4`` and ``tracks.json`` in ``args.out``."""
-    from . import video_io
+    from sam2_pipelines.io import video as video_io
 
     tokens = getattr(args, "prompt_tokens", None) or []
     try:
@@ -489,7 +471,7 @@ def track(args) -> int:
 
 def convert(args) -> int:
     """Run ``convert``: a Meta checkpoint into a ``save_pretrained`` directory."""
-    from .convert import convert_checkpoint
+    from sam2_pipelines.models.convert import convert_checkpoint
 
     if not args.checkpoint.is_file():
         raise CommandError(f"checkpoint not found: {args.checkpoint}")
@@ -502,7 +484,7 @@ def batch(args) -> int:
     """Run ``batch masks`` / ``batch track`` on Ray Data: part files under ``args.out``, then the summary."""
     try:
         import ray
-        from .distributed import ray as engine
+        from sam2_pipelines.distributed import ray as engine
     except ImportError:
         raise CommandError('batch needs Ray Data: pip install "sam2-pipelines[ray]"') from None
     common = {"workers": args.workers, "cpus_per_worker": args.cpus_per_worker, "gpus_per_worker": args.gpus_per_worker,
@@ -531,17 +513,13 @@ def batch(args) -> int:
     return 0
 
 
-class UsageError(Exception):
-    """A bad combination of arguments found after parsing: reported like argparse errors (status 2)."""
-
-
 def serve(args) -> int:
     """Run ``serve``: load both demo models (errors reported now, not at the first click), then serve the app."""
     try:
         import gradio  # noqa: F401
     except ImportError:
         raise CommandError("serve needs the demo extra: pip install 'sam2-pipelines[demo]'") from None
-    from .demo.app import DemoModels, build_demo, theme
+    from sam2_pipelines.demo.app import DemoModels, build_demo, theme
 
     models = DemoModels(args.model, args.video_model, args.device)
     models.generator()
@@ -567,8 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"sam2-pipelines {args.command}: error: {error}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as error:
-        print(f"sam2-pipelines {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:  # a read-only or full disk, a file where a folder goes, ...
+        detail = f"{error.strerror}: {error.filename}" if isinstance(error, OSError) and error.strerror and error.filename else str(error)
+        print(f"sam2-pipelines {args.command}: error: {detail}", file=sys.stderr)
         return 1
 
 

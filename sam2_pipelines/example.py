@@ -23,7 +23,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import cli
+from sam2_pipelines import cli
+from sam2_pipelines.models import families
 
 #: Size of the sample image and of the sample video's frames.
 IMAGE_SIZE = (480, 640)
@@ -35,7 +36,7 @@ def write_samples(out: Path) -> tuple[Path, Path, list[str]]:
     """Write the sample image and video into ``out``; return their paths and the track prompts (CLI form)."""
     from PIL import Image
 
-    from .testing import synthetic_image, synthetic_video
+    from sam2_pipelines.testing import synthetic_image, synthetic_video
 
     out.mkdir(parents=True, exist_ok=True)
     image_path = out / "sample_image.png"
@@ -117,10 +118,10 @@ def random_weights_model(directory: Path) -> Path:
     import torch
     import transformers
 
-    from .convert import SIZES, build_config, build_processor
+    from sam2_pipelines.models.convert import SIZES, build_config, build_processor
 
     torch.manual_seed(0)
-    model = transformers.Sam2VideoModel(build_config(SIZES["tiny"], "video")).eval()
+    model = getattr(transformers, families.named("sam2").video_class)(build_config(SIZES["tiny"], "video")).eval()
     model.save_pretrained(directory)
     build_processor("video").save_pretrained(directory)
     return directory

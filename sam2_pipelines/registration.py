@@ -6,7 +6,7 @@ from transformers import AutoModelForMaskGeneration
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
-from .loading import DEFAULT_MODEL, AutoModelForVideoObjectTracking
+from sam2_pipelines.models.loading import DEFAULT_MODEL, AutoModelForVideoObjectTracking
 
 
 def register_pipelines() -> None:
@@ -15,8 +15,8 @@ def register_pipelines() -> None:
     Safe to call more than once. Replacing ``mask-generation`` is deliberate, so the registry's
     "already registered" warning is silenced for that one call.
     """
-    from .mask_generation import MaskGenerationPipeline
-    from .video_tracking import VideoObjectTrackingPipeline
+    from sam2_pipelines.image.pipeline import MaskGenerationPipeline
+    from sam2_pipelines.video.pipeline import VideoObjectTrackingPipeline
 
     registry_logger = logging.get_logger("transformers.pipelines.base")
     level = registry_logger.level

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..loading import DEFAULT_MODEL
+from sam2_pipelines.models.loading import DEFAULT_MODEL
 
 MODES = ("Positive point", "Negative point", "Box (two corners)")
 
@@ -51,7 +51,7 @@ class DemoModels:
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, video_model: str | None = None, device: str | None = None):
-        from .state import ImageSessions, VideoWorks
+        from sam2_pipelines.demo.state import ImageSessions, VideoWorks
 
         self.model = model
         self.video_model = video_model or model
@@ -65,7 +65,7 @@ class DemoModels:
     def generator(self):
         """The ``mask-generation`` pipeline."""
         if self._generator is None:
-            from ..cli import load_pipeline
+            from sam2_pipelines.launch import load_pipeline
 
             generator = load_pipeline("mask-generation", self.model, self.device)
             encoder = getattr(generator.model, "vision_encoder", None)
@@ -79,7 +79,7 @@ class DemoModels:
 
     def tracks_text(self) -> bool:
         """Whether the video model is SAM 3's text video model (loading it now); False when it cannot be loaded."""
-        from ..text_tracking import is_text_video_model
+        from sam2_pipelines.video.text_session import is_text_video_model
 
         try:
             return is_text_video_model(self.tracker().model)
@@ -89,14 +89,14 @@ class DemoModels:
     def tracker(self):
         """The ``video-object-tracking`` pipeline."""
         if self._tracker is None:
-            from ..cli import load_pipeline
+            from sam2_pipelines.launch import load_pipeline
 
             self._tracker = load_pipeline("video-object-tracking", self.video_model, self.device)
         return self._tracker
 
     def finds_text(self) -> bool:
         """Whether the image model is SAM 3's text model (loading it now); False when it cannot be loaded."""
-        from ..text_masks import is_text_model
+        from sam2_pipelines.image.text import is_text_model
 
         try:
             return is_text_model(self.generator().model)
@@ -144,8 +144,8 @@ def automatic_masks(models: DemoModels, image, points_per_side: int, pred_iou_th
 
 def _shown_records(image: np.ndarray, records: list, file_name: str, summary: str):
     """``(overlay, path of a COCO RLE JSON of the records, summary)``: what the image tabs show."""
-    from ..exports import json_ready
-    from ..visualize import overlay_records
+    from sam2_pipelines.io.exports import json_ready
+    from sam2_pipelines.io.visualize import overlay_records
 
     path = Path(tempfile.mkdtemp(prefix="sam2-pipelines-")) / file_name
     path.write_text(json.dumps({"height": image.shape[0], "width": image.shape[1], "annotations": json_ready(records)}))
@@ -177,7 +177,7 @@ def segment_overlay(models: DemoModels, image, prompts: dict) -> np.ndarray:
     best-scoring of the multimask outputs. The image is encoded once (its image session); each click costs
     one decoder pass.
     """
-    from ..visualize import draw_prompts, overlay_masks
+    from sam2_pipelines.io.visualize import draw_prompts, overlay_masks
 
     image = _require_image(image)
     points, labels, box = prompts.get("points") or [], prompts.get("labels") or [], prompts.get("box")

@@ -40,7 +40,7 @@ class ImageSessions:
         self._lock = threading.Lock()
 
     def get(self, image: np.ndarray):
-        """The :class:`~sam2_pipelines.image_session.ImageSession` of ``image`` (encoded on its first use)."""
+        """The :class:`~sam2_pipelines.image.session.ImageSession` of ``image`` (encoded on its first use)."""
         key = image_key(image)
         with self._lock:
             session = self._sessions.pop(key, None)
@@ -54,10 +54,9 @@ class ImageSessions:
 
 def rle_result(frame: int, object_ids, masks, scores) -> dict:
     """A per-frame result with COCO RLE masks (binary masks are encoded) and plain Python values."""
-    from ..masks import encode_rle
+    from sam2_pipelines.io.exports import frame_record
 
-    rles = [mask if isinstance(mask, dict) else encode_rle(np.asarray(mask).reshape(np.asarray(mask).shape[-2:])) for mask in masks]
-    return {"frame_idx": int(frame), "object_ids": [int(i) for i in object_ids], "masks": rles, "scores": [float(s) for s in np.asarray(scores).reshape(-1)]}
+    return frame_record({"frame_idx": frame, "object_ids": object_ids, "masks": masks, "scores": [float(s) for s in np.asarray(scores).reshape(-1)]})
 
 
 def _by_object(result: dict) -> dict[int, tuple]:
@@ -86,8 +85,8 @@ class VideoWork:
     """
 
     def __init__(self, tracker, path: str):
-        from ..text_tracking import is_text_video_model
-        from ..video_io import open_video
+        from sam2_pipelines.video.text_session import is_text_video_model
+        from sam2_pipelines.io.video import open_video
 
         self.path = str(path)
         self._tracker = tracker
@@ -121,7 +120,7 @@ class VideoWork:
 
     def view(self, index: int) -> np.ndarray:
         """Frame ``index`` with the masks known there and the clicks made there."""
-        from ..visualize import draw_prompts, overlay_frame
+        from sam2_pipelines.io.visualize import draw_prompts, overlay_frame
 
         canvas = self.frame(index)
         result = self.results.get(int(index))
@@ -213,13 +212,13 @@ class VideoWork:
 
     def write_overlay(self, path: Path) -> Path:
         """The video with every known mask blended in (mp4)."""
-        from ..video_io import write_overlay_video
+        from sam2_pipelines.io.video import write_overlay_video
 
         return write_overlay_video(self.path, self.ordered_results(), path)
 
     def export_coco(self, path: Path) -> Path:
         """Every frame's masks as COCO RLE in one JSON file (the ``tracks.json`` format of ``sam2-pipelines track``)."""
-        from ..exports import json_ready
+        from sam2_pipelines.io.exports import json_ready
 
         document = {"video": Path(self.path).name, "clicks": self.clicks, "frames": self.ordered_results()}
         if self.tracks_text:
@@ -231,7 +230,7 @@ class VideoWork:
         """Every frame's masks as DAVIS palette PNGs (``<frame:05d>.png``, pixel value = object id) in a zip."""
         import tempfile
 
-        from ..video_io import write_palette_pngs
+        from sam2_pipelines.io.video import write_palette_pngs
 
         with tempfile.TemporaryDirectory(prefix="sam2-davis-") as folder:
             written = write_palette_pngs(self.ordered_results(), folder)

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .durable import COLUMNS, PartStore, RunSummary
-from .rows import check_mask_options, mask_row, track_row, video_row_options
+from sam2_pipelines.distributed.durable import COLUMNS, PartStore, RunSummary
+from sam2_pipelines.distributed.rows import check_mask_options, mask_row, track_row, video_row_options
 
 #: Rows per batch (and so per part file) unless told otherwise: images, videos.
 DEFAULT_BATCH_SIZE = {"masks": 8, "tracks": 1}
@@ -59,20 +59,19 @@ def _ray():
 def _load_pipeline(task: str, model, device, dtype: str, threads):
     import torch
 
-    from .. import pipeline
+    from sam2_pipelines.launch import load_pipeline
 
     if threads is not None:
         torch.set_num_threads(int(threads))
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"dtype must be float32, float16 or bfloat16; got {dtype!r}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return pipeline(task, model=model, device=device, dtype=getattr(torch, dtype))
+    return load_pipeline(task, model, device, dtype, progress=False)
 
 
 def _table(rows: list[dict], kind: str):
     import pyarrow as pa
 
-    from .durable import _schema
+    from sam2_pipelines.distributed.durable import _schema
 
     return pa.Table.from_pylist([{name: row.get(name) for name in COLUMNS[kind]} for row in rows], schema=_schema(kind))
 
@@ -131,7 +130,7 @@ class VideoTrackingPredictor:
     """
 
     def __init__(self, model, *, device=None, dtype: str = "float32", threads=None, video_column: str = "video", id_column: str = "id", prompts=None, frame_batch_size: int = 1, **options):
-        from ..video_tracking import check_batch_size, parse_prompts, row_options
+        from sam2_pipelines.video.pipeline import check_batch_size, parse_prompts, row_options
 
         unknown = sorted(set(options) - set(row_options()))
         if unknown:
@@ -238,7 +237,7 @@ def _drop_done(batch, done, id_column: str):
 def _run(kind: str, source, output, predictor: type, predictor_kwargs: dict, *, input_column: str, id_column: str,
          workers: int, cpus_per_worker: float, gpus_per_worker: float, batch_size, output_format: str,
          max_retries: int, progress: bool) -> RunSummary:
-    from ..validation import check_int
+    from sam2_pipelines.core.validation import check_int
 
     ray = _ray()
     check_int(workers, "workers", minimum=1)
@@ -356,7 +355,7 @@ def track_videos(source, output, model, *, prompts=None, workers: int = 1, cpus_
         **options: tracker options for every video (``direction``, ``start_frame``, ``max_frames``, ...).
         Other arguments as :func:`generate_masks`.
     """
-    from ..video_tracking import parse_prompts
+    from sam2_pipelines.video.pipeline import parse_prompts
 
     if prompts is not None:
         prompts = parse_prompts(prompts)

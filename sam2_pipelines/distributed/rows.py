@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from ..exports import frame_record, json_ready
+from sam2_pipelines.io.exports import frame_record, json_ready
 
 #: What an image cell may hold.
 IMAGE_VALUES = "a file path, encoded image bytes, a Hugging Face image dict ({'bytes', 'path'}), a PIL image or an (H, W, 3) uint8 array"
@@ -22,7 +22,7 @@ IMAGE_VALUES = "a file path, encoded image bytes, a Hugging Face image dict ({'b
 
 def check_mask_options(options: dict) -> dict:
     """Check mask-generation options before any work (ValueError naming the option), as the pipeline would."""
-    from ..mask_options import resolve_options, translate_builtin_keywords, validate_options
+    from sam2_pipelines.image.options import resolve_options, translate_builtin_keywords, validate_options
 
     options = validate_options(translate_builtin_keywords(options))
     if "output_mode" in options and options["output_mode"] != "coco_rle":
@@ -36,7 +36,7 @@ def read_image(value) -> np.ndarray:
     """An image cell as ``(H, W, 3)`` uint8 RGB (EXIF orientation applied); ValueError when it is not one."""
     from PIL import Image
 
-    from ..images import load_rgb, pil_to_rgb, read_image_file
+    from sam2_pipelines.core.images import load_rgb, pil_to_rgb, read_image_file
 
     if isinstance(value, dict):  # a Hugging Face ``datasets.Image`` cell as Arrow stores it
         value = value.get("bytes") or value.get("path")
@@ -80,7 +80,7 @@ def _is_missing(value) -> bool:
 
 def video_row_options(row: dict) -> dict:
     """The per-video options a row sets (``direction``, ``start_frame``, ``max_frames``, ...), nulls left out."""
-    from ..video_tracking import row_options
+    from sam2_pipelines.video.pipeline import row_options
 
     options = {}
     for name in row_options():
@@ -93,7 +93,7 @@ def video_row_options(row: dict) -> dict:
 
 def track_row(tracker, row_id: str, video, prompts, row_options: dict, options: dict) -> dict:
     """Every frame's masks (COCO RLE per object) of one prompted video as an output row; an error row on failure."""
-    from ..video_tracking import parse_prompts
+    from sam2_pipelines.video.pipeline import parse_prompts
 
     try:
         if _is_missing(prompts):

@@ -85,8 +85,8 @@ def single_process_records(model_dir: str, path: Path) -> list:
     """The plain pipeline's records for one image, with one torch thread like each Ray worker."""
     from transformers import pipeline
 
-    from sam2_pipelines.exports import json_ready
-    from sam2_pipelines.images import read_image_file
+    from sam2_pipelines.io.exports import json_ready
+    from sam2_pipelines.core.images import read_image_file
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -157,7 +157,7 @@ def test_jsonl_output_and_a_format_switch_refused(local_cluster, photos, tiny_im
 def test_videos_with_a_missing_video_and_a_bad_prompt(local_cluster, tiny_video_model_dir, tmp_path):
     from transformers import pipeline
 
-    from sam2_pipelines.exports import frame_record
+    from sam2_pipelines.io.exports import frame_record
 
     videos = [testing.write_video(tmp_path / f"clip{seed}.mp4", testing.synthetic_frames(4, 64, 96, seed=seed)) for seed in range(2)]
     rows = [

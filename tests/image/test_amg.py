@@ -1,4 +1,4 @@
-"""Pure AMG building blocks (sam2_pipelines.amg) and mask helpers: their own properties, and equality with Meta's
+"""Pure AMG building blocks (sam2_pipelines.image.amg) and mask helpers: their own properties, and equality with Meta's
 sam2.utils.amg (those comparisons need the reference extra and skip without it; the rest always run)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sam2_pipelines import amg
-from sam2_pipelines.masks import (
+from sam2_pipelines.image import amg
+from sam2_pipelines.core.masks import (
     batched_mask_to_box,
     decode_rle,
     encode_rle_batch,

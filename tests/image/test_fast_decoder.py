@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import pipeline
 
-from sam2_pipelines import fast_decoder
+from sam2_pipelines.kernels import fast_decoder
 
 ATOL = 1e-5
 

@@ -8,8 +8,10 @@ import pytest
 import torch
 from transformers import pipeline
 
-from sam2_pipelines import MaskGenerationPipeline, amg
-from sam2_pipelines.masks import batched_mask_to_box, decode_rle, remove_small_regions
+from sam2_pipelines import MaskGenerationPipeline
+
+from sam2_pipelines.image import amg
+from sam2_pipelines.core.masks import batched_mask_to_box, decode_rle, remove_small_regions
 from sam2_pipelines.testing import synthetic_image
 
 #: Thresholds off, so that random weights still leave masks to look at.
@@ -403,7 +405,9 @@ def test_shared_input_projections_give_the_same_numbers(tiny_sam1_model_dir, ima
     """Models outside the fast decoder (SAM 1): projecting the shared first-layer input once changes nothing."""
     import contextlib
 
-    from sam2_pipelines import fast_decoder, image_model
+    from sam2_pipelines.kernels import fast_decoder
+
+    from sam2_pipelines.image import model as image_model
 
     mask_generator = pipeline("mask-generation", model=tiny_sam1_model_dir)
     assert not fast_decoder.supports(mask_generator.model)
@@ -422,9 +426,36 @@ def test_shared_input_projections_give_the_same_numbers(tiny_sam1_model_dir, ima
             image_model.shared_input_projections = original
     torch.testing.assert_close(shared[0], plain[0], rtol=0, atol=1e-5)
     torch.testing.assert_close(shared[1], plain[1], rtol=0, atol=1e-5)
-    # the hooks are gone afterwards
+    # calls never add hooks to the shared model: installed once, they act only inside the context
     layer = mask_generator.model.mask_decoder.transformer.layers[0]
-    assert not layer.cross_attn_token_to_image.k_proj._forward_pre_hooks
+    hooks = len(layer.cross_attn_token_to_image.k_proj._forward_pre_hooks)
+    with torch.no_grad():
+        model.decode(embedding, points, labels)
+    assert len(layer.cross_attn_token_to_image.k_proj._forward_pre_hooks) == hooks == 1
+    hidden = torch.rand(1, 7, layer.cross_attn_token_to_image.k_proj.in_features).expand(3, 7, -1)
+    projected = layer.cross_attn_token_to_image.k_proj(hidden)  # outside the context: as if there were no hook
+    torch.testing.assert_close(projected, torch.nn.functional.linear(hidden, layer.cross_attn_token_to_image.k_proj.weight, layer.cross_attn_token_to_image.k_proj.bias))
+
+
+def test_prompted_calls_from_several_threads_on_one_sam1_pipeline(tiny_sam1_model_dir):
+    """SAM 1 prompted calls (decoder hooks) from 4 threads on one pipeline equal the same calls made one by one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sam2_pipelines import testing
+
+    generator = pipeline("mask-generation", model=tiny_sam1_model_dir)
+    calls = [(testing.synthetic_image(96, 128, seed=i % 3), [[[10 + 4 * i, 20 + 2 * i]] for _ in range(1 + i % 4)]) for i in range(24)]
+
+    def call(args):
+        image, points = args
+        return generator(image, points=points, labels=[[1]] * len(points))
+
+    expected = [call(args) for args in calls]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(call, calls))
+    for a, b in zip(got, expected):
+        assert np.array_equal(a["masks"], b["masks"])
+        np.testing.assert_allclose(a["scores"], b["scores"], rtol=0, atol=1e-6)
 
 
 def test_builtin_pipeline_keywords_and_outputs(mask_generator, image):

@@ -1,4 +1,4 @@
-"""Prompt validation and normalisation (sam2_pipelines.prompts): image prompts."""
+"""Prompt validation and normalisation (sam2_pipelines.core.prompts): image prompts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sam2_pipelines.prompts import (
+from sam2_pipelines.core.prompts import (
     BOX_BOTTOM_RIGHT,
     BOX_TOP_LEFT,
     NEGATIVE,

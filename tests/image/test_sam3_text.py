@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
-from sam2_pipelines.masks import decode_rle
-from sam2_pipelines.mask_generation import MaskGenerationPipeline
+from sam2_pipelines.core.masks import decode_rle
+from sam2_pipelines.image.pipeline import MaskGenerationPipeline
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
-from sam2_pipelines.image_session import ImageSession
-from sam2_pipelines.mask_generation import MaskGenerationPipeline
+from sam2_pipelines.image.session import ImageSession
+from sam2_pipelines.image.pipeline import MaskGenerationPipeline
 
 
 @pytest.fixture(scope="module")

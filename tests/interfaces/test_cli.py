@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from sam2_pipelines import cli, testing
-from sam2_pipelines.masks import decode_rle
-from sam2_pipelines.video_io import open_video
-from sam2_pipelines.visualize import overlay_records
+from sam2_pipelines.core.masks import decode_rle
+from sam2_pipelines.io.video import open_video
+from sam2_pipelines.io.visualize import overlay_records
 
 ROOT = Path(__file__).resolve().parents[2]
 AMG = ["--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0"]
@@ -266,9 +266,9 @@ def test_serve_reports_models_it_cannot_use_before_serving(tiny_image_model_dir,
     assert "image-only checkpoint" in capsys.readouterr().err
 
 
-def test_track_leaves_no_partial_outputs(tiny_video_model_dir, video_path, tmp_path, monkeypatch):
+def test_track_leaves_no_partial_outputs(tiny_video_model_dir, video_path, tmp_path, monkeypatch, capsys):
     """A failure while writing (here: the overlay's disk is full) leaves the earlier run's outputs as they were."""
-    from sam2_pipelines import video_io
+    from sam2_pipelines.io import video as video_io
 
     out = tmp_path / "out"
     command = ["track", video_path, "--frame", "0", "--obj", "1", "--point", "16,48", "--out", str(out),
@@ -280,8 +280,8 @@ def test_track_leaves_no_partial_outputs(tiny_video_model_dir, video_path, tmp_p
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(video_io, "write_overlay_video", full_disk)
-    with pytest.raises(OSError, match="No space left"):
-        cli.main([*command[:6], "--point", "30,40", *command[8:]])
+    assert cli.main([*command[:6], "--point", "30,40", *command[8:]]) == 1  # one line, no traceback
+    assert "No space left on device" in capsys.readouterr().err.splitlines()[-1]
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before and sorted(p.name for p in out.iterdir()) == ["masks", "overlay.mp4", "tracks.json"]
 
@@ -292,3 +292,50 @@ def test_track_refuses_a_folder_where_it_writes_a_file(tiny_video_model_dir, vid
     code = cli.main(["track", video_path, "--frame", "0", "--obj", "1", "--point", "16,48", "--out", str(out),
                      "--model", tiny_video_model_dir, "--device", "cpu", "--no-progress"])
     assert code != 0 and "tracks.json is a folder" in capsys.readouterr().err
+
+
+def test_filesystem_failures_are_one_line(tiny_video_model_dir, video_path, tmp_path, capsys):
+    """--out/masks being a file: an error line, exit status 1, no traceback."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "masks").write_text("not a folder")
+    code = cli.main(["track", video_path, "--point", "16,48", "--out", str(out), "--model", tiny_video_model_dir, "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and err.startswith("sam2-pipelines track: error:")
+    assert (out / "masks").read_text() == "not a folder"
+
+
+def test_a_truncated_model_file_is_one_line(tiny_image_model_dir, tmp_path, capsys):
+    import shutil
+
+    from PIL import Image
+
+    image_file = tmp_path / "photo.png"
+    Image.fromarray(testing.synthetic_image()).save(image_file)
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_image_model_dir, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    code = cli.main(["generate-masks", str(image_file), "--out", str(tmp_path / "out"), "--model", str(broken), "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "could not load" in err
+
+
+def test_generate_masks_never_overwrites_files_it_did_not_write(tiny_image_model_dir, tmp_path, capsys):
+    """--out pointed at the images' own folder: the user's scan_overlay.png stays; our own outputs are replaced."""
+    from PIL import Image
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    Image.fromarray(testing.synthetic_image()).save(folder / "scan.png")
+    Image.fromarray(testing.synthetic_image(seed=3)).save(folder / "scan_overlay.png")  # the user's own file
+    own = (folder / "scan_overlay.png").read_bytes()
+    command = ["generate-masks", str(folder / "scan.png"), "--out", str(folder), "--model", tiny_image_model_dir,
+               "--device", "cpu", "--no-progress", "--points-per-side", "2"]
+    assert cli.main(command) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert (folder / "scan_overlay.png").read_bytes() == own and not (folder / "scan.json").exists()
+    out = tmp_path / "out"
+    assert cli.main([*command[:3], str(out), *command[4:]]) == 0
+    assert cli.main([*command[:3], str(out), *command[4:]]) == 0  # a rerun replaces its own outputs
+    assert sorted(p.name for p in out.iterdir()) == ["scan.json", "scan_overlay.png"]

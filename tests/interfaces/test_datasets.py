@@ -15,7 +15,7 @@ from PIL import Image
 from transformers.pipelines.pt_utils import KeyDataset
 
 from sam2_pipelines import testing
-from sam2_pipelines.masks import decode_rle
+from sam2_pipelines.core.masks import decode_rle
 from sam2_pipelines.sharding import gather_results, map_sharded, run_pipeline_sharded, shard_dataset, shard_indices, write_sharded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,7 +135,7 @@ def test_writing_a_dataset_to_disk_as_it_goes_and_resuming(mask_generator, track
     """write_sharded (one process): rows equal the pipeline's, a bad image is an error row, a rerun resumes."""
     import pyarrow.parquet as pq
 
-    from sam2_pipelines.exports import frame_record, json_ready
+    from sam2_pipelines.io.exports import frame_record, json_ready
 
     good = [Image.fromarray(testing.synthetic_image(96, 128, seed=seed)) for seed in range(3)]
     encoded = []

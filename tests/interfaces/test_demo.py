@@ -24,8 +24,8 @@ from PIL import Image
 
 from sam2_pipelines import testing
 from sam2_pipelines.demo.app import MODES, DemoModels, add_click, automatic_masks, build_demo, segment_overlay, text_instances
-from sam2_pipelines.masks import decode_rle as _decode_rle
-from sam2_pipelines.visualize import color_for
+from sam2_pipelines.core.masks import decode_rle as _decode_rle
+from sam2_pipelines.io.visualize import color_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -115,7 +115,7 @@ def test_an_image_is_encoded_once_for_every_click_and_automatic_run(tiny_image_m
     assert models.encoder_passes == 2
     best = np.asarray(output["masks"])[0, int(np.argmax(np.asarray(output["scores"])[0]))]
     assert np.array_equal(shown, segment_overlay(models, image, prompts))
-    from sam2_pipelines.visualize import draw_prompts, overlay_masks
+    from sam2_pipelines.io.visualize import draw_prompts, overlay_masks
 
     expected = draw_prompts(overlay_masks(image, [best], obj_ids=[1]), prompts["points"], prompts["labels"], [prompts["box"]], radius=3)
     assert np.array_equal(shown, expected)
@@ -143,7 +143,7 @@ def _session_results(tracker, video, steps) -> dict:
 
 
 def test_video_work_clicks_propagates_corrects_removes_and_exports(tiny_video_model_dir, tmp_path):
-    from sam2_pipelines.masks import decode_rle
+    from sam2_pipelines.core.masks import decode_rle
 
     video = testing.synthetic_video(tmp_path / "clip.mp4")
     models = DemoModels(tiny_video_model_dir)
@@ -478,9 +478,9 @@ def _download(page, tmp_path, name: str, previous: str | None = None) -> Path:
 def test_browser_video_tracking(page, tiny_video_model_dir, tmp_path):
     """Click, propagate, correct and re-propagate, add and remove objects, export: the page's outputs equal a
     TrackingSession doing the same steps here, on the same model directory."""
-    from sam2_pipelines.masks import decode_rle
-    from sam2_pipelines.video_io import open_video
-    from sam2_pipelines.visualize import overlay_frame
+    from sam2_pipelines.core.masks import decode_rle
+    from sam2_pipelines.io.video import open_video
+    from sam2_pipelines.io.visualize import overlay_frame
 
     video = testing.synthetic_video(tmp_path / "clip.mp4")
     page.get_by_role("tab", name="Video tracking").click()
@@ -540,7 +540,7 @@ def test_browser_video_tracking(page, tiny_video_model_dir, tmp_path):
     page.locator("#video-export-coco").click()
     exported = json.loads(_download(page, tmp_path, "corrected.json", previous).read_text())
     expected = _session_results(DemoModels(tiny_video_model_dir).tracker(), video, steps)
-    from sam2_pipelines.exports import json_ready
+    from sam2_pipelines.io.exports import json_ready
 
     assert exported["frames"] == [json.loads(json.dumps(json_ready(expected[i]))) for i in range(8)]
 

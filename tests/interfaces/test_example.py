@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from sam2_pipelines import example
-from sam2_pipelines.masks import decode_rle
-from sam2_pipelines.video_io import open_video
+from sam2_pipelines.core.masks import decode_rle
+from sam2_pipelines.io.video import open_video
 
 ROOT = Path(__file__).resolve().parents[2]
 

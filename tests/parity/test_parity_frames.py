@@ -3,7 +3,7 @@
 Meta's ``SAM2VideoPredictor.init_state`` reads a JPEG folder with ``sam2.utils.misc.load_video_frames``
 (PIL bicubic resize to ``image_size`` x ``image_size``, ``/ 255``, ImageNet mean/std). Our sessions read
 the same folder through ``video_io.open_video`` and preprocess each frame with
-:func:`sam2_pipelines.frame_pixels.frame_pixels`; the tensors must be equal, not just close. No model is
+:func:`sam2_pipelines.video.frame_pixels.frame_pixels`; the tensors must be equal, not just close. No model is
 needed: the processor is the one a converted Meta checkpoint gets (``convert.build_processor``).
 """
 
@@ -13,9 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from sam2_pipelines import testing, video_io
-from sam2_pipelines.convert import build_processor
-from sam2_pipelines.frame_pixels import frame_pixels
+from sam2_pipelines import testing
+
+from sam2_pipelines.io import video as video_io
+from sam2_pipelines.models.convert import build_processor
+from sam2_pipelines.video.frame_pixels import frame_pixels
 
 pytestmark = [pytest.mark.parity, pytest.mark.slow]
 

@@ -65,7 +65,7 @@ def test_refining_video_segmentation(tracker, video):
 
 
 def test_streaming_video_inference(tracker, video):
-    from sam2_pipelines.video_io import open_video
+    from sam2_pipelines.io.video import open_video
 
     frames = open_video(video)
     session = tracker.session()  # "Initialize session for streaming"

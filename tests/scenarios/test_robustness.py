@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from sam2_pipelines import cli, testing
-from sam2_pipelines.images import pil_to_rgb, read_image_file
-from sam2_pipelines.masks import decode_rle
-from sam2_pipelines.video_io import open_video
+from sam2_pipelines.core.images import pil_to_rgb, read_image_file
+from sam2_pipelines.core.masks import decode_rle
+from sam2_pipelines.io.video import open_video
 
 LOOSE = dict(points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0)
 CPU = ["--device", "cpu", "--no-progress"]

@@ -7,7 +7,7 @@ import typing
 import numpy as np
 import pytest
 
-from sam2_pipelines import validation
+from sam2_pipelines.core import validation
 
 
 def test_check_int():

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from sam2_pipelines import allocator, testing
+from sam2_pipelines import testing
+
+from sam2_pipelines.kernels import allocator
 
 pytestmark = pytest.mark.skipif(not allocator.available(), reason="glibc's allocator only")
 
 SCRIPT = """
 import resource, torch
-from sam2_pipelines import allocator
+from sam2_pipelines.kernels import allocator
 
 SIZE = 64 << 20  # bytes: above glibc's largest mmap threshold, so normally a fresh mapping each time
 
@@ -64,7 +66,7 @@ def test_an_error_inside_still_ends_it():
 
 
 def test_tracking_keeps_freed_memory_while_a_frame_runs_and_releases_it_at_the_end(tracker, monkeypatch):
-    session_module = __import__("sam2_pipelines.session", fromlist=["TrackingSession"])
+    session_module = __import__("sam2_pipelines.video.session", fromlist=["TrackingSession"])
     seen, released = [], []
     track_frame = session_module.TrackingSession._track_frame
     monkeypatch.setattr(session_module.TrackingSession, "_track_frame", lambda self, *a: seen.append(allocator.active()) or track_frame(self, *a))

@@ -7,7 +7,9 @@ import pytest
 import torch
 from transformers import pipeline
 
-from sam2_pipelines import fast_memory, tracking_step
+from sam2_pipelines.kernels import fast_memory
+
+from sam2_pipelines.kernels import tracking_step
 
 ATOL = 2e-5
 
@@ -79,7 +81,7 @@ def test_chunked_cpu_attention_equals_sdpa():
 
 def _track(tracker, frames, fast: bool, prompts):
     session = tracker.session(frames)
-    session._fast_steps = fast
+    session._stepper._fast_steps = fast
     for frame, obj_id, point, label in prompts:
         session.add_points(frame, obj_id, [point], [label])
     results = list(session.propagate())

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from sam2_pipelines import TrackingSession, cli, testing
-from sam2_pipelines.frame_feed import FrameFeed
-from sam2_pipelines.frame_pixels import FRAME_RESIZES, frame_pixels
+from sam2_pipelines.video.frame_feed import FrameFeed
+from sam2_pipelines.video.frame_pixels import FRAME_RESIZES, frame_pixels
 
 H, W = 96, 128
 

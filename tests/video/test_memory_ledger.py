@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sam2_pipelines.memory_ledger import MemoryLedger
+from sam2_pipelines.video.memory import MemoryLedger
 
 
 def ledger(num_maskmem=3, pointers=4) -> MemoryLedger:

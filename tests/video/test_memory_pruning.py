@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 from transformers import pipeline
 
-from sam2_pipelines import testing, video_io
+from sam2_pipelines import testing
+
+from sam2_pipelines.io import video as video_io
 
 H, W = 48, 64
 NUM_MASKMEM, MAX_POINTERS = 3, 4
@@ -56,33 +58,30 @@ def bounded_propagate(session, pass_count: int = 1, **options):
     results = []
     for result in session.propagate(**options):
         held = session.memory_stats()
-        if session._prune_memory:
+        if session.prune_memory:
             objects = len(session.object_ids)
-            pinned = sum(len(frames) for frames in session._ledger.pinned.values())  # outputs of cleared prompts
+            pinned = held["pinned_outputs"]  # outputs of cleared prompts
             assert held["tracked_outputs"] <= objects * WINDOW * pass_count + pinned, held
             assert held["vision_features"] <= 1
         results.append(result)
     return results
 
 
-def count_replays(session) -> list:
-    """Record the frames a session recomputes dropped outputs for (it replays through ``_replay``)."""
-    replays, original = [], session._replay
-    session._replay = lambda obj_idx, keep, until: replays.append(until) or original(obj_idx, keep, until)
-    return replays
+def count_replays(session) -> int:
+    """How many times the session recomputed dropped outputs so far."""
+    return session.memory_stats()["replays"]
 
 
 def interactive_scenario(tracker, video, prune_memory: bool, extended: bool = True, two_objects: bool = True) -> list:
     """Prompts on several frames, a correction after propagation, both directions, a new object, resuming."""
     session = tracker.session(video, prune_memory=prune_memory)
-    replays = count_replays(session)
     last = session.num_frames - 1
     results = [session.add_points(0, 1, [[20, 24]], [1])]
     if two_objects:
         results.append(session.add_box(2, 2, [30, 10, 60, 40]))
     results += bounded_propagate(session)
     results.append(session.refine(last - 3, 1, [[30, 20]], [0]))  # a tracked frame: a correction
-    assert bool(replays) == prune_memory  # its memories were dropped (recomputed) or kept
+    assert bool(count_replays(session)) == prune_memory  # its memories were dropped (recomputed) or kept
     results.append(session.refine(last - 3, 1, [[34, 22]], [1]))  # decoded with the first correction's logits
     results += bounded_propagate(session, pass_count=2, direction="both", start_frame=last - 5)
     if extended:
@@ -128,13 +127,12 @@ def test_pruning_changes_no_result_edgetam(small_window_edgetam_tracker, clip8):
 def test_correction_where_propagation_stopped_needs_no_replay(small_window_sam2_tracker, clip12, prune_memory):
     """Stopping at a bad frame and correcting it there reads only what the session still holds."""
     session = small_window_sam2_tracker.session(clip12, prune_memory=prune_memory)
-    replays = count_replays(session)
     session.add_points(0, 1, [[20, 24]], [1])
     for result in session.propagate():
         if result["frame_idx"] == 7:
             break
     corrected = session.add_points(7, 1, [[40, 30]], [0])
-    assert replays == []
+    assert count_replays(session) == 0
     reference = small_window_sam2_tracker.session(clip12, prune_memory=False)
     reference.add_points(0, 1, [[20, 24]], [1])
     list(reference.propagate())  # tracked to the end: frame 7's outputs come from the same steps
@@ -199,18 +197,17 @@ def test_benchmark_peak_memory_is_flat_in_video_length():
     assert ratio <= 1.15, completed.stdout
 
 
-def partial_repropagation(tracker, video, prune_memory: bool) -> tuple[list, list]:
+def partial_repropagation(tracker, video, prune_memory: bool) -> tuple[list, int]:
     """Meta's predictor keeps every tracked output between calls: a propagation started mid-video, and a
     correction on a frame only an earlier call tracked, read those outputs (recomputed when dropped)."""
     session = tracker.session(video, prune_memory=prune_memory)
-    replays = count_replays(session)
     results = [session.add_points(0, 1, [[20, 24]], [1])]
     results += bounded_propagate(session)
     results += bounded_propagate(session, start_frame=8, max_frames=3)  # reads frames 0-7 of the first call
     results.append(session.add_points(2, 1, [[30, 20]], [0]))  # frame 2: tracked by the first call only
     results += bounded_propagate(session, start_frame=5, direction="backward", max_frames=3)
     results += bounded_propagate(session)
-    return results, replays
+    return results, count_replays(session)
 
 
 def test_partial_repropagation_reads_earlier_calls(small_window_sam2_tracker, clip12):

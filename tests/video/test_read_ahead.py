@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sam2_pipelines.read_ahead import ReadAhead
+from sam2_pipelines.video.read_ahead import ReadAhead
 
 
 class Loader:

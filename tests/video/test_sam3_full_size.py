@@ -19,7 +19,7 @@ import torch
 from transformers import pipeline
 
 from sam2_pipelines import testing
-from sam2_pipelines.video_io import open_video
+from sam2_pipelines.io.video import open_video
 
 pytestmark = pytest.mark.slow
 

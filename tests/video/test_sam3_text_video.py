@@ -12,7 +12,7 @@ import torch
 from transformers import pipeline
 
 from sam2_pipelines import testing
-from sam2_pipelines.masks import decode_rle
+from sam2_pipelines.core.masks import decode_rle
 
 NUM_FRAMES, H, W = 20, 96, 128
 
@@ -35,7 +35,7 @@ def clip(tmp_path_factory, frames):
 
 
 def decoded_frames(path) -> list:
-    from sam2_pipelines.video_io import open_video
+    from sam2_pipelines.io.video import open_video
 
     return [np.asarray(frame) for frame in open_video(path)]
 

@@ -162,8 +162,8 @@ def test_pipeline_level_batch_size_and_num_workers(tiny_video_model_dir, videos,
     sizes = _count_encoder_batches(tracker.model, monkeypatch)
     tracker(videos[0], prompts=_prompts(0), max_frames=3)
     assert sizes[-1] == 3  # frames 1-3 encoded together
-    assert tracker.session(videos[0])._batch_size == 3
-    assert tracker.session(videos[0], batch_size=2)._batch_size == 2
+    assert tracker.session(videos[0]).batch_size == 3
+    assert tracker.session(videos[0], batch_size=2).batch_size == 2
     with pytest.raises(ValueError, match="num_workers=4 is not supported"):
         pipeline("video-object-tracking", model=tiny_video_model_dir, num_workers=4)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):

@@ -14,9 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from sam2_pipelines import testing, video_io
-from sam2_pipelines.masks import encode_rle
-from sam2_pipelines.visualize import color_for, palette
+from sam2_pipelines import testing
+
+from sam2_pipelines.io import video as video_io
+from sam2_pipelines.core.masks import encode_rle
+from sam2_pipelines.io.visualize import color_for, palette
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ def relative_error(reference: torch.Tensor, value: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_autocast_runs_in_half_precision_within_the_stated_tolerance(tracker, frames, dtype):
-    from sam2_pipelines import fast_memory
+    from sam2_pipelines.kernels import fast_memory
 
     reference = tracker(frames, prompts=PROMPTS)
     calls = []

@@ -14,8 +14,10 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
-from sam2_pipelines import TrackingSession, VideoObjectTrackingPipeline, testing, video_io
-from sam2_pipelines.masks import decode_rle
+from sam2_pipelines import TrackingSession, VideoObjectTrackingPipeline, testing
+
+from sam2_pipelines.io import video as video_io
+from sam2_pipelines.core.masks import decode_rle
 
 H, W = 48, 64
 

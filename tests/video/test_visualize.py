@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sam2_pipelines.masks import encode_rle
-from sam2_pipelines.visualize import (
+from sam2_pipelines.core.masks import encode_rle
+from sam2_pipelines.io.visualize import (
     color_for,
     draw_labels,
     draw_prompts,

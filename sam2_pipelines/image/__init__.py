@@ -1,0 +1,1 @@
+"""The mask-generation pipeline: automatic, prompted and text modes over one image-model interface, and image sessions."""

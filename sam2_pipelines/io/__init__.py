@@ -1,0 +1,1 @@
+"""Input and output: video decoding and writing, overlays, results as JSON."""

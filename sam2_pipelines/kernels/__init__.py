@@ -1,0 +1,1 @@
+"""Fast paths with results equal to the reference: the many-prompt mask decoder, memory attention, the shared tracking step, the allocator policy."""
