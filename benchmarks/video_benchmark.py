@@ -148,21 +148,9 @@ def bedroom_frames(count: int, height: int, width: int):
 
 def write_mp4(path: Path, frames, height: int, width: int, lossless: bool) -> None:
     """Write frames as H.264: lossless RGB (libx264rgb, qp 0) or the usual lossy yuv420p."""
-    import av
+    from sam2_pipelines.io.video import encode_h264
 
-    with av.open(str(path), mode="w") as container:
-        if lossless:
-            stream = container.add_stream("libx264rgb", rate=30, options={"qp": "0"})
-            stream.pix_fmt = "rgb24"
-        else:
-            stream = container.add_stream("libx264", rate=30)
-            stream.pix_fmt = "yuv420p"
-        stream.width, stream.height = width, height
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    encode_h264(frames, path, 30, lossless=lossless)
 
 
 def make_steady_clip(directory: Path, name: str, count: int) -> dict:

@@ -36,22 +36,21 @@ if str(ROOT) not in sys.path:
 
 def write_clip(path: Path, num_frames: int, height: int, width: int) -> Path:
     """Write a synthetic clip frame by frame (the writer never holds the whole video)."""
-    import av
     import numpy as np
+
+    from sam2_pipelines.io.video import encode_h264
 
     rng = np.random.default_rng(0)
     side = max(8, min(height, width) // 4)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+
+    def frames():
         for t in range(num_frames):
             frame = rng.integers(0, 40, size=(height, width, 3), dtype=np.uint8)
             x0 = int((width - side) * (t % 100) / 99)
             frame[height // 2 - side // 2 : height // 2 + side // 2, x0 : x0 + side] = (230, 200, 40)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            yield frame
+
+    encode_h264(frames(), path, 10)
     return path
 
 

@@ -67,15 +67,9 @@ def clip_frames(clip: str, count: int):
 
 
 def write_mp4(frames, path: Path) -> str:
-    import av
+    from sam2_pipelines.io.video import encode_h264
 
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+    encode_h264(frames, path, 30)
     return str(path)
 
 

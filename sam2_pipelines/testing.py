@@ -337,20 +337,10 @@ def synthetic_frames(num_frames: int = 8, height: int = 96, width: int = 128, se
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 10) -> Path:
     """Encode ``(T, H, W, 3)`` uint8 frames into an H.264 mp4 with PyAV (even sizes are required)."""
-    import av
+    from sam2_pipelines.io.video import encode_h264
 
     path = Path(path)
-    frames = np.asarray(frames, dtype=np.uint8)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "10"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    encode_h264(np.asarray(frames, dtype=np.uint8), path, fps, options={"crf": "10"})
     return path
 
 

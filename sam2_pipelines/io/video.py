@@ -463,8 +463,6 @@ def write_overlay_video(frames_source, results: Iterable[dict], path: str | os.P
     Frames are read, blended and encoded one at a time. Odd frame sizes are padded by one pixel (H.264 in
     yuv420p needs even sizes). Returns the path written.
     """
-    import av
-
     if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not math.isfinite(fps) or fps <= 0):
         raise ValueError(f"fps must be None (the source's frame rate) or a positive number of frames per second, got {fps!r}")
     path = Path(path)
@@ -472,17 +470,35 @@ def write_overlay_video(frames_source, results: Iterable[dict], path: str | os.P
     results = list(results)
     source = frames_source if is_stream(frames_source) else open_video(frames_source)
     rate = fps or getattr(source, "fps", None) or DEFAULT_FPS
-    rate = Fraction(rate).limit_denominator(1001)
+    encode_h264(overlay_video(iter_frames(source), results, alpha=alpha), path, rate)
+    return path
+
+
+def encode_h264(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 30, *, lossless: bool = False, options: dict | None = None) -> int:
+    """Encode ``(H, W, 3)`` uint8 RGB frames as an H.264 mp4, one at a time (an iterator is never held whole).
+
+    The usual lossy ``yuv420p`` (odd sizes padded by one edge pixel, which it needs), or ``lossless`` RGB
+    (``libx264rgb``, ``qp`` 0). ``options`` are the encoder's (e.g. ``{"crf": "10", "g": "5"}``). Returns the number
+    of frames written; no frames is a ``ValueError``.
+    """
+    import av
+
+    rate = Fraction(fps).limit_denominator(1001)
     written = 0
     with av.open(str(path), mode="w") as container:
         stream = None
-        for frame in overlay_video(iter_frames(source), results, alpha=alpha):
-            height, width = frame.shape[:2]
-            frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        for frame in frames:
+            frame = np.asarray(frame, dtype=np.uint8)
+            if not lossless:
+                frame = np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
             if stream is None:
-                stream = container.add_stream("libx264", rate=rate)
+                if lossless:
+                    stream = container.add_stream("libx264rgb", rate=rate, options={"qp": "0", **(options or {})})
+                    stream.pix_fmt = "rgb24"
+                else:
+                    stream = container.add_stream("libx264", rate=rate, options=dict(options or {}))
+                    stream.pix_fmt = "yuv420p"
                 stream.width, stream.height = frame.shape[1], frame.shape[0]
-                stream.pix_fmt = "yuv420p"
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
             written += 1
@@ -490,4 +506,4 @@ def write_overlay_video(frames_source, results: Iterable[dict], path: str | os.P
             raise ValueError("the video has no frames to write")
         for packet in stream.encode():
             container.mux(packet)
-    return path
+    return written

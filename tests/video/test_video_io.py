@@ -8,7 +8,6 @@ import functools
 import http.server
 import threading
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -26,15 +25,7 @@ def long_video(tmp_path):
     """A 30-frame clip with a keyframe every 5 frames, so random access has to seek."""
     frames = testing.synthetic_frames(30, 48, 64)
     path = tmp_path / "long.mp4"
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=12)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"crf": "10", "g": "5", "bf": "2"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    video_io.encode_h264(frames, path, 12, options={"crf": "10", "g": "5", "bf": "2"})
     return path, frames
 
 
