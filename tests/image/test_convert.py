@@ -13,7 +13,7 @@ pytest.importorskip("sam2", reason="needs Meta's sam2 package (the `reference` e
 import transformers  # noqa: E402
 from transformers.initialization import no_init_weights  # noqa: E402
 
-from sam2_pipelines import convert  # noqa: E402
+from sam2_pipelines.models import convert  # noqa: E402
 
 META_CONFIGS = {
     ("sam2.1", "tiny"): "configs/sam2.1/sam2.1_hiera_t.yaml",
