@@ -46,7 +46,6 @@ import torch
 from sam2_pipelines.core.lifecycle import SessionLifecycle
 from sam2_pipelines.core.prompts import normalize_video_prompt
 from sam2_pipelines.core.validation import DIRECTIONS, OUTPUTS, Direction, FrameResize, Output, check_bool, check_choice, check_int
-from sam2_pipelines.io.video import to_rgb_frame
 from sam2_pipelines.kernels import allocator
 from sam2_pipelines.models import internals
 from sam2_pipelines.video.frame_feed import FrameFeed
@@ -56,6 +55,7 @@ from sam2_pipelines.video.objects import ObjectPrompts
 from sam2_pipelines.video.propagation import plan_passes
 from sam2_pipelines.video.results import frame_result
 from sam2_pipelines.video.stepper import Stepper
+from sam2_pipelines.video.streams import checked_push
 
 #: Half-precision dtypes accepted by ``autocast``, by name.
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -371,23 +371,7 @@ class TrackingSession(SessionLifecycle):
 
     def _track_frame(self, frame: int, reverse: bool, output: str) -> dict:
         """Segment every object on ``frame``: prompted frames are reused, others tracked with memory."""
-        self._stepper.prefetch(frame, reverse)
-        state = self._state
-        masks, scores, obj_ids = [], [], []
-        with self._stepper.compute():
-            for obj_idx in range(state.get_obj_num()):
-                outputs = state.output_dict_per_obj[obj_idx]
-                if not outputs["cond_frame_outputs"]:
-                    continue  # prompted during this propagation: tracked from the next one on
-                out = outputs["cond_frame_outputs"].get(frame)
-                if out is None:
-                    out = self._stepper.infer(obj_idx, frame, False, None, None, reverse)
-                    self._memory.tracked(obj_idx, frame, out)
-                state.frames_tracked_per_obj[obj_idx][frame] = {"reverse": reverse}
-                obj_ids.append(state.obj_idx_to_id(obj_idx))
-                masks.append(out["pred_masks"])
-                scores.append(out["object_score_logits"])
-            return self._format(frame, obj_ids, masks, scores, output)
+        return self._format(frame, *self._stepper.track_objects(frame, reverse, self._memory), output)
 
     def propagate(self, direction: Direction = "forward", start_frame: int | None = None, max_frames: int | None = None, output: Output = "binary", progress: bool = False) -> Iterator[dict]:
         """Track every object through the video and yield one result per frame, in processing order.
@@ -468,20 +452,8 @@ class TrackingSession(SessionLifecycle):
             if not self.streaming:
                 raise ValueError("push_frame is for streaming sessions (tracker.session() without a video); use propagate()")
             check_output(output, self._return_logits)
-            array = to_rgb_frame(frame, where=f"streamed frame {self._feed.pushed}")
-            size = tuple(array.shape[:2])
-            if self._height is not None and size != (self._height, self._width):
-                raise ValueError(f"streamed frame {self._feed.pushed} has size {array.shape[:2]} but the stream's frames are {(self._height, self._width)}")
-            prompts = list(prompts or [])
             index = self._feed.pushed
-            checked = []
-            for prompt in prompts:
-                if isinstance(prompt, dict) and "frame" not in prompt:
-                    prompt = {**prompt, "frame": index}
-                prompt = normalize_video_prompt(prompt, size)
-                if prompt["frame"] != index:
-                    raise ValueError(f"a prompt passed with streamed frame {index} must be for that frame, got frame {prompt['frame']}")
-                checked.append(prompt)
+            array, size, checked = checked_push(frame, prompts, index, None if self._height is None else (self._height, self._width))
             self._change()
             with self._all_or_nothing():
                 self._height, self._width = size

@@ -106,6 +106,27 @@ class Stepper:
                     },
                 )
 
+    def track_objects(self, frame: int, reverse: bool, memory) -> tuple[list, list, list]:
+        """Segment every object on ``frame``: prompted frames are reused, others tracked with memory (held by
+        ``memory``, a :class:`~sam2_pipelines.video.memory.MemoryRecall`). Returns ids, mask logits, score logits."""
+        self.prefetch(frame, reverse)
+        state = self.state
+        masks, scores, obj_ids = [], [], []
+        with self.compute():
+            for obj_idx in range(state.get_obj_num()):
+                outputs = state.output_dict_per_obj[obj_idx]
+                if not outputs["cond_frame_outputs"]:
+                    continue  # prompted during this propagation: tracked from the next one on
+                out = outputs["cond_frame_outputs"].get(frame)
+                if out is None:
+                    out = self.infer(obj_idx, frame, False, None, None, reverse)
+                    memory.tracked(obj_idx, frame, out)
+                state.frames_tracked_per_obj[obj_idx][frame] = {"reverse": reverse}
+                obj_ids.append(state.obj_idx_to_id(obj_idx))
+                masks.append(out["pred_masks"])
+                scores.append(out["object_score_logits"])
+        return obj_ids, masks, scores
+
     def end_propagation(self) -> None:
         """Free the memory attention's scratch buffers, reused from frame to frame while propagating."""
         if self._context is not None:
