@@ -45,11 +45,13 @@ def check_format(output_format: str) -> str:
     return output_format
 
 
-def _schema(kind: str):
+def rows_table(rows: list[dict], kind: str):
+    """Output rows of a ``kind`` of run as an Arrow table with that kind's columns and types (missing values null)."""
     import pyarrow as pa
 
     types = {"string": pa.string(), "json": pa.string(), "int64": pa.int64(), "list<int64>": pa.list_(pa.int64())}
-    return pa.schema([(name, types[kind_]) for name, kind_ in COLUMNS[kind].items()])
+    schema = pa.schema([(name, types[column]) for name, column in COLUMNS[kind].items()])
+    return pa.Table.from_pylist([{name: row.get(name) for name in COLUMNS[kind]} for row in rows], schema=schema)
 
 
 class PartStore:
@@ -120,12 +122,9 @@ class PartStore:
         temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
             if self.format == "parquet":
-                import pyarrow as pa
                 import pyarrow.parquet as pq
 
-                columns = COLUMNS[self.kind]
-                table = pa.Table.from_pylist([{name: row.get(name) for name in columns} for row in rows], schema=_schema(self.kind))
-                pq.write_table(table, temporary)
+                pq.write_table(rows_table(rows, self.kind), temporary)
             else:
                 with open(temporary, "w", encoding="utf-8") as out:
                     for row in rows:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2_pipelines.distributed.durable import COLUMNS, PartStore, RunSummary
+from sam2_pipelines.distributed.durable import PartStore, RunSummary, rows_table
 from sam2_pipelines.distributed.rows import check_mask_options, mask_row, track_row, video_row_options
 
 #: Rows per batch (and so per part file) unless told otherwise: images, videos.
@@ -66,14 +66,6 @@ def _load_pipeline(task: str, model, device, dtype: str, threads):
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"dtype must be float32, float16 or bfloat16; got {dtype!r}")
     return load_pipeline(task, model, device, dtype, progress=False)
-
-
-def _table(rows: list[dict], kind: str):
-    import pyarrow as pa
-
-    from sam2_pipelines.distributed.durable import _schema
-
-    return pa.Table.from_pylist([{name: row.get(name) for name in COLUMNS[kind]} for row in rows], schema=_schema(kind))
 
 
 def _cells(batch, name: str) -> list:
@@ -112,7 +104,7 @@ class MaskGenerationPredictor:
 
     def __call__(self, batch):
         rows = [mask_row(self.generator, str(row[self.id_column]), row.get(self.image_column), self.options) for row in _batch_rows(batch)]
-        return _table(rows, "masks")
+        return rows_table(rows, "masks")
 
 
 class VideoTrackingPredictor:
@@ -146,7 +138,7 @@ class VideoTrackingPredictor:
             prompts = row.get("prompts")
             prompts = self.prompts if prompts is None else prompts
             rows.append(track_row(self.tracker, str(row[self.id_column]), row.get(self.video_column), prompts, video_row_options(row), self.options))
-        return _table(rows, "tracks")
+        return rows_table(rows, "tracks")
 
 
 class PartWriter:
