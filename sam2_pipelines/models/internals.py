@@ -18,7 +18,7 @@ import torch
 from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
 
 #: transformers versions (``major.minor``) whose internals this module is written against and tested with.
-SUPPORTED_TRANSFORMERS = ("5.23", "5.24")
+SUPPORTED_TRANSFORMERS = ("5.23", "5.24", "5.25")
 
 #: Private names used here: ``(owner, name)`` where owner is "model" or "session" (``Sam2VideoInferenceSession``).
 PRIVATE_NAMES = (
