@@ -273,6 +273,8 @@ def main(argv=None) -> int:
     parser.add_argument("--thresholds", choices=["zero", "default"], default="zero", help="AMG thresholds")
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender (fresh process each); the fastest is reported")
     parser.add_argument("--baseline", help="a checkout of an earlier version of this package: measured as AMG contender 'before'")
+    parser.add_argument("--baseline-only", action="store_true",
+                        help="with --baseline: AMG of this package and the baseline only, run alternately --repeat times (a no-regression check)")
     parser.add_argument("--points-per-side", type=int, default=16)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
@@ -311,6 +313,20 @@ def main(argv=None) -> int:
             f"video: {args.frames} frames of {args.frame_height}x{args.frame_width}"
         )
         rows = []
+        if args.baseline_only:
+            if not args.baseline:
+                parser.error("--baseline-only needs --baseline DIR")
+            runs = {"ours": [], "before": []}
+            for _ in range(args.repeat):  # alternately, so that a slower spell of a shared machine hits both
+                for which in runs:
+                    runs[which].append(measure_once("amg", which, paths, args))
+            for which, label in (("seconds", "AMG seconds / image"), ("cpu_seconds", "AMG CPU seconds / image")):
+                ours, before = (sorted(r[which] for r in runs[w]) for w in ("ours", "before"))
+                print(f"{label}: ours {' '.join(f'{v:.1f}' for v in ours)} | before {' '.join(f'{v:.1f}' for v in before)} | "
+                      f"fastest: ours {ratio(before[0], ours[0])} faster; median: ours {ratio(before[len(before) // 2], ours[len(ours) // 2])} faster")
+            print(f"AMG masks: ours {runs['ours'][0]['masks']}, before {runs['before'][0]['masks']}; peak RSS MiB: ours "
+                  f"{max(r['peak_rss_mb'] for r in runs['ours']):.0f}, before {max(r['peak_rss_mb'] for r in runs['before']):.0f}")
+            return 0
         if "amg" not in args.skip:
             amg = {which: measure("amg", which, paths, args) for which in AMG_CONTENDERS}
             rows.append(("AMG seconds / image (lower is better)",

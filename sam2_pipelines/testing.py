@@ -129,7 +129,7 @@ def _tiny_sam3_tracker(size: int, video: bool):
     return model, processor
 
 
-def _tiny_clip_tokenizer():
+def tiny_clip_tokenizer():
     """A CLIP tokenizer over a handful of words (:data:`TINY_SAM3_WORDS`), written and read back locally."""
     import json
     import tempfile
@@ -167,7 +167,7 @@ def _tiny_sam3(size: int, hidden: int = 32):
         image_size=size, patch_size=14, window_size=4, global_attn_indexes=[1], pretrain_image_size=56,
     )
     vision = dict(backbone_config=vit, fpn_hidden_size=hidden, backbone_feature_sizes=[[4 * tokens] * 2, [2 * tokens] * 2, [tokens] * 2])
-    tokenizer = _tiny_clip_tokenizer()
+    tokenizer = tiny_clip_tokenizer()
     text = dict(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, projection_dim=32, num_hidden_layers=1,
         num_attention_heads=2, max_position_embeddings=32, bos_token_id=0, eos_token_id=1, pad_token_id=1,

@@ -89,6 +89,43 @@ def visible_edgetam_tracker(tmp_path_factory):
     return pipeline("video-object-tracking", model=str(directory))
 
 
+def _tiny_sam1(directory, hq: bool = False) -> str:
+    """A tiny random SAM 1 ``SamModel`` (or SAM-HQ ``SamHQModel``): longest-side resize + padding."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(0)
+    vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_dim=64, image_size=256, global_attn_indexes=[1], window_size=4)
+    prompt = dict(image_size=256, patch_size=16)
+    if hq:
+        config = tf.SamHQConfig(
+            vision_config=tf.SamHQVisionConfig(**vision), prompt_encoder_config=tf.SamHQPromptEncoderConfig(**prompt),
+            mask_decoder_config=tf.SamHQMaskDecoderConfig(vit_dim=32).to_dict(),
+        )
+        model, processor = tf.SamHQModel(config), tf.SamHQProcessor
+    else:
+        config = tf.SamConfig(vision_config=tf.SamVisionConfig(**vision), prompt_encoder_config=tf.SamPromptEncoderConfig(**prompt), mask_decoder_config={})
+        model, processor = tf.SamModel(config), tf.SamProcessor
+    image_processor = tf.SamImageProcessor(
+        size={"longest_edge": 256}, pad_size={"height": 256, "width": 256}, mask_size={"longest_edge": 64}, mask_pad_size={"height": 64, "width": 64}
+    )
+    model.eval().save_pretrained(directory)
+    processor(image_processor=image_processor).save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="session")
+def tiny_sam1_model_dir(tmp_path_factory):
+    """Directory holding a tiny random SAM 1 ``SamModel`` + ``SamProcessor`` (longest-side resize + padding)."""
+    return _tiny_sam1(tmp_path_factory.mktemp("tiny-sam1"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sam_hq_model_dir(tmp_path_factory):
+    """Directory holding a tiny random ``SamHQModel`` + ``SamHQProcessor``."""
+    return _tiny_sam1(tmp_path_factory.mktemp("tiny-sam-hq"), hq=True)
+
+
 @pytest.fixture(scope="session")
 def mask_generator(tiny_image_model_dir):
     """The registered ``mask-generation`` pipeline over the tiny Sam2Model."""

@@ -77,6 +77,10 @@ def to_rgb_frame(frame, where: str = "frame") -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
+#: Decoded frames a video file source keeps for reuse by default (see :class:`VideoFileSource`).
+DECODED_FRAMES_KEPT = 8
+
+
 class FrameSource:
     """A random-access, lazily read video: ``len()``, ``source[i]`` -> ``(H, W, 3)`` uint8, iteration.
 
@@ -116,6 +120,11 @@ class FrameSource:
         for index in range(len(self)):
             yield self[index]
 
+    @property
+    def cached_frames(self) -> int:
+        """Decoded frames this source holds for reuse (at most ``cache_size`` for a video file; 0 otherwise)."""
+        return 0
+
     def close(self) -> None:
         """Release files held open by the source (a no-op for in-memory frames)."""
 
@@ -138,7 +147,7 @@ class VideoFileSource(FrameSource):
     reading backwards costs one keyframe interval of decoding per ``cache_size`` frames.
     """
 
-    def __init__(self, path: str | os.PathLike, cache_size: int = 8):
+    def __init__(self, path: str | os.PathLike, cache_size: int = DECODED_FRAMES_KEPT):
         import av
 
         self.path = str(path)
@@ -189,6 +198,10 @@ class VideoFileSource(FrameSource):
 
     def __len__(self) -> int:
         return len(self._timestamps)
+
+    @property
+    def cached_frames(self) -> int:
+        return len(self._cache)
 
     def _remember(self, index: int, frame: np.ndarray) -> None:
         self._cache[index] = frame

@@ -55,7 +55,7 @@ def _rotate(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
 
 
-def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, workspace: dict | None = None) -> torch.Tensor:
+def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, workspace: dict | None = None) -> torch.Tensor:
     """``softmax(query @ key^T * scale) @ value`` for 2-D ``(tokens, channels)`` tensors.
 
     ``workspace`` (a dict) keeps the CPU path's large buffers (the transposed keys and one chunk's scores)
@@ -96,7 +96,7 @@ class FrameContext:
     features: torch.Tensor  # (tokens, channels): the frame's top-level features
     position: torch.Tensor  # (tokens, channels): their positional embedding
     shared: dict = field(default_factory=dict)
-    #: Large scratch buffers of the CPU path (see :func:`_attend`); a later frame's context may take them over.
+    #: Large scratch buffers of the CPU path (see :func:`attend`); a later frame's context may take them over.
     workspace: dict = field(default_factory=dict)
 
 
@@ -132,7 +132,7 @@ def _keys(attention, memory: torch.Tensor, memory_position: torch.Tensor, rotati
 def _cross_attention(attention, query: torch.Tensor, memory: torch.Tensor, memory_position: torch.Tensor, rotation: torch.Tensor, num_pointer_tokens: int, workspace: dict) -> torch.Tensor:
     """Cross-attention of rotated ``query`` (already projected) to ``memory`` (tokens, 64)."""
     key = _keys(attention, memory, memory_position, rotation, num_pointer_tokens, workspace)
-    mixed = _attend(query, key, memory, attention.scaling, workspace)
+    mixed = attend(query, key, memory, attention.scaling, workspace)
     return attention.o_proj(attention.v_proj(mixed))
 
 

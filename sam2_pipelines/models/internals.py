@@ -11,6 +11,8 @@ Supported: the transformers versions in :data:`SUPPORTED_TRANSFORMERS` (pyprojec
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
 import inspect
 
@@ -136,6 +138,82 @@ def decode(model, image_embeddings: list, point_inputs, prev_logits):
     )
 
 
+# ---------------------------------------------------------------------------------------------- session records
+#
+# transformers' inference session keeps, per object index, the prompts of each frame (``point_inputs_per_obj``,
+# ``mask_inputs_per_obj``), the outputs of prompted and tracked frames (``output_dict_per_obj[i]`` with
+# ``"cond_frame_outputs"`` / ``"non_cond_frame_outputs"``) and the direction each frame was tracked in
+# (``frames_tracked_per_obj``). The tracking session reads and writes them only through these functions.
+
+
+def frame_prompts(state, obj_idx: int, frame: int) -> tuple[dict | None, torch.Tensor | None]:
+    """The object's ``(point_inputs, mask_inputs)`` on ``frame`` (``None`` where it has none)."""
+    return state.point_inputs_per_obj[obj_idx].get(frame), state.mask_inputs_per_obj[obj_idx].get(frame)
+
+
+def set_point_prompt(state, obj_idx: int, frame: int, coords: torch.Tensor, labels: torch.Tensor) -> None:
+    """Store the object's clicks (and box corners) on ``frame``; they replace a mask prompt there."""
+    state.point_inputs_per_obj[obj_idx][frame] = {"point_coords": coords, "point_labels": labels}
+    state.mask_inputs_per_obj[obj_idx].pop(frame, None)
+
+
+def set_mask_prompt(state, obj_idx: int, frame: int, mask: torch.Tensor) -> None:
+    """Store the object's mask prompt on ``frame``; it replaces clicks there."""
+    state.mask_inputs_per_obj[obj_idx][frame] = mask
+    state.point_inputs_per_obj[obj_idx].pop(frame, None)
+
+
+def clear_frame_prompts(state, obj_idx: int, frame: int) -> None:
+    """Remove the object's prompts on ``frame``."""
+    state.point_inputs_per_obj[obj_idx].pop(frame, None)
+    state.mask_inputs_per_obj[obj_idx].pop(frame, None)
+
+
+def object_outputs(state, obj_idx: int) -> tuple[dict, dict]:
+    """The object's ``(prompted, tracked)`` outputs: ``{frame: output}`` dicts the model reads (changed in place)."""
+    outputs = state.output_dict_per_obj[obj_idx]
+    return outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"]
+
+
+def all_object_outputs(state):
+    """``(obj_idx, prompted, tracked)`` of every object (see :func:`object_outputs`)."""
+    return [(obj_idx, *object_outputs(state, obj_idx)) for obj_idx in state.output_dict_per_obj]
+
+
+@contextlib.contextmanager
+def outputs_seen(state, obj_idx: int, prompted: dict | None = None, tracked: dict | None = None):
+    """Within the block, the model sees ``prompted`` / ``tracked`` (where given) as the object's outputs."""
+    outputs = state.output_dict_per_obj[obj_idx]
+    saved = outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"]
+    try:
+        if prompted is not None:
+            outputs["cond_frame_outputs"] = prompted
+        if tracked is not None:
+            outputs["non_cond_frame_outputs"] = tracked
+        yield
+    finally:
+        outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"] = saved
+
+
+def tracked_reverse(state, obj_idx: int, frame: int) -> bool | None:
+    """Whether the object was last tracked on ``frame`` backwards (``None``: not tracked there)."""
+    tracked = state.frames_tracked_per_obj[obj_idx].get(frame)
+    return None if tracked is None else bool(tracked["reverse"])
+
+
+def mark_tracked(state, obj_idx: int, frame: int, reverse: bool) -> None:
+    state.frames_tracked_per_obj[obj_idx][frame] = {"reverse": reverse}
+
+
+def unmark_tracked(state, obj_idx: int, frame: int) -> None:
+    state.frames_tracked_per_obj[obj_idx].pop(frame, None)
+
+
+def set_video_size(state, height: int, width: int) -> None:
+    """A stream's frame size (known from its first pushed frame)."""
+    state.video_height, state.video_width = height, width
+
+
 def object_index(state, obj_id: int) -> int | None:
     """The session's index of object ``obj_id``, or ``None`` when it has no such object (nothing is added)."""
     return state._obj_id_to_idx.get(obj_id)
@@ -206,6 +284,35 @@ def forget_text_frames(state, frame: int, tracker_config) -> None:
     for per_frame in (state.obj_id_to_tracker_score_frame_wise, state.suppressed_obj_ids):
         for old in [f for f in per_frame if f < frame]:
             del per_frame[old]
+
+
+def _copy_containers(value):
+    """``value`` with every dict, list, set and tuple in it copied (tensors and other objects shared)."""
+    kind = type(value)
+    if kind is collections.defaultdict:
+        return collections.defaultdict(value.default_factory, {key: _copy_containers(item) for key, item in value.items()})
+    if kind in (dict, collections.OrderedDict):
+        return kind((key, _copy_containers(item)) for key, item in value.items())
+    if kind in (list, tuple):
+        return kind(_copy_containers(item) for item in value)
+    if kind is set:
+        return set(value)
+    return value  # tensors, model outputs and other objects: shared (never changed in place)
+
+
+def text_snapshot(state) -> dict:
+    """What a SAM 3 text-tracking step may change in ``state`` (its containers copied, tensors shared, the
+    feature cache left out), for :func:`text_restore` after a step that failed half-way."""
+    return {name: _copy_containers(value) for name, value in vars(state).items() if name != "cache"}
+
+
+def text_restore(state, saved: dict) -> None:
+    """Put a :func:`text_snapshot` back; cached vision features are dropped (recomputed when next needed)."""
+    for name in [name for name in vars(state) if name != "cache" and name not in saved]:
+        delattr(state, name)
+    for name, value in saved.items():
+        setattr(state, name, _copy_containers(value))
+    state.cache.clear_all()
 
 
 def _pointer_only(output: dict) -> dict:

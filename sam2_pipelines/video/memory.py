@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from sam2_pipelines.models import internals
+
 
 class MemoryLedger:
     """The record of a session's propagations and the reading windows of its steps.
@@ -138,7 +140,7 @@ class MemoryRecall:
         ``reverse``). Outputs dropped to keep memory flat are recomputed by replaying this object's steps of
         the propagations that produced them, so the result does not depend on what was dropped.
         """
-        outputs = self._state.output_dict_per_obj[obj_idx]
+        committed, held = internals.object_outputs(self._state, obj_idx)  # Meta drops a frame's tracked output once it is prompted
         need = {frame: {"pred_masks"}} if with_mask else {}
         if with_memory:
             memory_frames, pointer_frames = self.ledger.windows(frame, reverse)
@@ -146,8 +148,6 @@ class MemoryRecall:
                 need.setdefault(f, set()).add("maskmem_features")
             for f in pointer_frames:
                 need.setdefault(f, set()).add("object_pointer")
-        committed = outputs["cond_frame_outputs"]  # Meta drops a frame's tracked output once it is prompted
-        held = outputs["non_cond_frame_outputs"]
         produced = self.ledger.produced.get(self._obj_id(obj_idx), {})
         missing = [f for f, keys in need.items() if f not in committed and f in produced and not keys <= held.get(f, {}).keys()]
         source = self._replay(obj_idx, set(need), max(produced[f] for f in missing)) if missing else held
@@ -164,24 +164,19 @@ class MemoryRecall:
         ledger = self.ledger
         self.replays += 1
         obj_id = self._obj_id(obj_idx)
-        outputs = self._state.output_dict_per_obj[obj_idx]
-        saved = outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"]
         scratch: dict = {}
         entered = -1
-        try:
-            with self._stepper.compute():
-                for position, (frame, reverse, segment, _) in enumerate(ledger.lineage[: until + 1]):
-                    if segment != entered:  # outputs of prompts cleared before this propagation
-                        entered = segment
-                        scratch.update(ledger.segments[segment]["pinned"].get(obj_id, {}))
-                    cond = ledger.segments[segment]["cond"].get(obj_id)
-                    if cond is None or frame in cond:
-                        continue  # the object did not exist yet, or the frame reused its prompted output
-                    outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"] = cond, scratch
+        with self._stepper.compute():
+            for position, (frame, reverse, segment, _) in enumerate(ledger.lineage[: until + 1]):
+                if segment != entered:  # outputs of prompts cleared before this propagation
+                    entered = segment
+                    scratch.update(ledger.segments[segment]["pinned"].get(obj_id, {}))
+                cond = ledger.segments[segment]["cond"].get(obj_id)
+                if cond is None or frame in cond:
+                    continue  # the object did not exist yet, or the frame reused its prompted output
+                with internals.outputs_seen(self._state, obj_idx, prompted=cond, tracked=scratch):
                     scratch[frame] = self._stepper.infer(obj_idx, frame, False, None, None, reverse)
-                    ledger.trim(scratch, ledger.readers_after(position), keep_masks=keep, keep=keep)
-        finally:
-            outputs["cond_frame_outputs"], outputs["non_cond_frame_outputs"] = saved
+                ledger.trim(scratch, ledger.readers_after(position), keep_masks=keep, keep=keep)
         return scratch
 
     def restore_window(self, frame: int, reverse: bool) -> None:
@@ -191,32 +186,31 @@ class MemoryRecall:
         start (after it when ``reverse``), whichever propagation produced them; those dropped to keep memory
         flat are recomputed (:meth:`readable_outputs`). Later steps of the pass read frames it produced itself.
         """
-        for obj_idx, outputs in self._state.output_dict_per_obj.items():
-            if outputs["cond_frame_outputs"]:
-                outputs["non_cond_frame_outputs"].update(self.readable_outputs(obj_idx, frame, reverse, with_memory=True, with_mask=False))
+        for obj_idx, prompted, tracked in internals.all_object_outputs(self._state):
+            if prompted:
+                tracked.update(self.readable_outputs(obj_idx, frame, reverse, with_memory=True, with_mask=False))
 
     def commit_pending(self) -> None:
         """Make pending prompted outputs conditioning frames (Meta's ``propagate_in_video_preflight``)."""
-        for obj_idx, outputs in self._state.output_dict_per_obj.items():
+        for obj_idx, prompted, tracked in internals.all_object_outputs(self._state):
             pending = self.pending.pop(self._obj_id(obj_idx), {})
-            outputs["cond_frame_outputs"].update(pending)
+            prompted.update(pending)
             pinned = self.ledger.pinned.get(self._obj_id(obj_idx), {})
             for frame in pending:
                 pinned.pop(frame, None)
-            for frame in outputs["cond_frame_outputs"]:
-                outputs["non_cond_frame_outputs"].pop(frame, None)
+            for frame in prompted:
+                tracked.pop(frame, None)
 
     def begin(self, passes) -> int:
         """Record a propagation of ``passes`` (``(frames, reverse)``) starting now; returns its segment."""
-        state = self._state
         return self.ledger.begin(
-            {state.obj_idx_to_id(i): dict(o["cond_frame_outputs"]) for i, o in state.output_dict_per_obj.items()},
+            {self._obj_id(i): dict(prompted) for i, prompted, _ in internals.all_object_outputs(self._state)},
             [(frames[0], reverse) for frames, reverse in passes],
         )
 
     def tracked(self, obj_idx: int, frame: int, out: dict) -> None:
         """Hold a freshly tracked output (it replaces a cleared prompt's output read there)."""
-        self._state.output_dict_per_obj[obj_idx]["non_cond_frame_outputs"][frame] = out
+        internals.object_outputs(self._state, obj_idx)[1][frame] = out
         self.ledger.pinned.get(self._obj_id(obj_idx), {}).pop(frame, None)
 
     def after_step(self, frame: int, reverse: bool, segment: int, pass_index: int, obj_ids) -> None:
@@ -230,25 +224,24 @@ class MemoryRecall:
         The ``latest`` tracked frame keeps its mask logits, and ``readers`` include it, so a correction there
         needs no recomputation.
         """
-        state = self._state
-        held = sum(len(o["non_cond_frame_outputs"]) for o in state.output_dict_per_obj.values())
-        self.peak_held = max(self.peak_held, held)
+        every = internals.all_object_outputs(self._state)
+        self.peak_held = max(self.peak_held, sum(len(tracked) for _, _, tracked in every))
         if self.prunes:
-            for obj_idx, outputs in state.output_dict_per_obj.items():
+            for obj_idx, _, tracked in every:
                 pinned = self.ledger.pinned.get(self._obj_id(obj_idx), {})
-                self.ledger.trim(outputs["non_cond_frame_outputs"], readers, keep_masks={latest, *pinned}, keep=pinned)
+                self.ledger.trim(tracked, readers, keep_masks={latest, *pinned}, keep=pinned)
 
     def cleared(self, obj_idx: int, frame: int) -> None:
         """A prompt was cleared on ``frame``: its output there becomes a tracked output read until re-tracked."""
         obj_id = self._obj_id(obj_idx)
-        outputs = self._state.output_dict_per_obj[obj_idx]
+        prompted, tracked = internals.object_outputs(self._state, obj_idx)
         self.pending.get(obj_id, {}).pop(frame, None)
-        out = outputs["cond_frame_outputs"].pop(frame, None)
+        out = prompted.pop(frame, None)
         if out is not None:
-            outputs["non_cond_frame_outputs"][frame] = out
+            tracked[frame] = out
             self.ledger.pinned.setdefault(obj_id, {})[frame] = out
             self.ledger.produced.get(obj_id, {}).pop(frame, None)
-            self._state.frames_tracked_per_obj[obj_idx].pop(frame, None)
+            internals.unmark_tracked(self._state, obj_idx, frame)
 
     def forget_object(self, obj_id: int) -> None:
         self.ledger.forget_object(obj_id)
@@ -280,11 +273,11 @@ class MemoryRecall:
 
     def counts(self) -> dict:
         """Tracked, peak tracked and prompted outputs held (see ``TrackingSession.memory_stats``)."""
-        outputs = self._state.output_dict_per_obj.values()
+        every = internals.all_object_outputs(self._state)
         return {
-            "tracked_outputs": sum(len(o["non_cond_frame_outputs"]) for o in outputs),
+            "tracked_outputs": sum(len(tracked) for _, _, tracked in every),
             "peak_tracked_outputs": self.peak_held,
-            "prompted_outputs": sum(len(o["cond_frame_outputs"]) for o in outputs) + sum(len(p) for p in self.pending.values()),
+            "prompted_outputs": sum(len(prompted) for _, prompted, _ in every) + sum(len(p) for p in self.pending.values()),
             "pinned_outputs": sum(len(p) for p in self.ledger.pinned.values()),
             "replays": self.replays,
         }

@@ -63,7 +63,7 @@ class ObjectPrompts:
         obj_idx = self._state.obj_id_to_idx(check_int(obj_id, "obj_id"))
         coords = self._scale(xy)[None, None]
         labels_t = torch.from_numpy(lab.astype(np.int32))[None, None]
-        previous = None if replace else self._state.point_inputs_per_obj[obj_idx].get(frame)
+        previous = None if replace else internals.frame_prompts(self._state, obj_idx, frame)[0]
         if previous is not None:
             coords = torch.cat([previous["point_coords"].cpu(), coords], dim=2)
             labels_t = torch.cat([previous["point_labels"].cpu(), labels_t], dim=2)
@@ -88,16 +88,11 @@ class ObjectPrompts:
         if mask_t.shape[-2:] != (size, size):
             mask_t = F.interpolate(mask_t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
             mask_t = (mask_t >= 0.5).float()
-        self._state.mask_inputs_per_obj[obj_idx][frame] = mask_t.to(self._dtype)
-        self._state.point_inputs_per_obj[obj_idx].pop(frame, None)
+        internals.set_mask_prompt(self._state, obj_idx, frame, mask_t.to(self._dtype))
         return self._run_prompted_frame(obj_idx, frame)
 
     def _set_point_inputs(self, obj_idx: int, frame: int, coords: torch.Tensor, labels: torch.Tensor) -> dict:
-        self._state.point_inputs_per_obj[obj_idx][frame] = {
-            "point_coords": coords.to(self._device, dtype=self._dtype),
-            "point_labels": labels.to(self._device),
-        }
-        self._state.mask_inputs_per_obj[obj_idx].pop(frame, None)
+        internals.set_point_prompt(self._state, obj_idx, frame, coords.to(self._device, dtype=self._dtype), labels.to(self._device))
         return self._run_prompted_frame(obj_idx, frame)
 
     def _run_prompted_frame(self, obj_idx: int, frame: int) -> dict:
@@ -111,29 +106,23 @@ class ObjectPrompts:
         """
         self._on_change()
         state = self._state
-        outputs = state.output_dict_per_obj[obj_idx]
+        prompted, _ = internals.object_outputs(state, obj_idx)
         pending = self._memory.pending.setdefault(state.obj_idx_to_id(obj_idx), {})
-        point_inputs = state.point_inputs_per_obj[obj_idx].get(frame)
-        mask_inputs = state.mask_inputs_per_obj[obj_idx].get(frame)
-        tracked = state.frames_tracked_per_obj[obj_idx].get(frame)
-        is_init = tracked is None
-        reverse = bool(tracked["reverse"]) if tracked is not None else False
+        point_inputs, mask_inputs = internals.frame_prompts(state, obj_idx, frame)
+        tracked_reverse = internals.tracked_reverse(state, obj_idx, frame)
+        is_init = tracked_reverse is None
+        reverse = bool(tracked_reverse)
         readable, prev_logits = {}, None
         if mask_inputs is None:  # a mask prompt is used as the mask: no memory, no previous logits
             readable = self._memory.readable_outputs(obj_idx, frame, reverse, with_memory=not is_init)
             previous = next(
-                (o[frame] for o in (pending, outputs["cond_frame_outputs"], readable) if frame in o and o[frame].get("pred_masks") is not None),
+                (o[frame] for o in (pending, prompted, readable) if frame in o and o[frame].get("pred_masks") is not None),
                 None,
             )
             if previous is not None:
                 prev_logits = previous["pred_masks"].to(self._device).clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
-        saved = outputs["non_cond_frame_outputs"]
-        outputs["non_cond_frame_outputs"] = readable
-        try:
-            with self._stepper.compute():
-                out = self._stepper.infer(obj_idx, frame, is_init, point_inputs, mask_inputs, reverse, prev_logits)
-        finally:
-            outputs["non_cond_frame_outputs"] = saved
+        with internals.outputs_seen(state, obj_idx, tracked=readable), self._stepper.compute():
+            out = self._stepper.infer(obj_idx, frame, is_init, point_inputs, mask_inputs, reverse, prev_logits)
         pending[frame] = out
         return self._format(frame, [state.obj_idx_to_id(obj_idx)], [out["pred_masks"]], [out["object_score_logits"]], "binary")
 
@@ -147,7 +136,5 @@ class ObjectPrompts:
     def clear(self, frame: int, obj_idx: int) -> None:
         """Remove an object's prompts on ``frame`` (see ``TrackingSession.clear_prompts``)."""
         self._on_change()
-        state = self._state
-        state.point_inputs_per_obj[obj_idx].pop(frame, None)
-        state.mask_inputs_per_obj[obj_idx].pop(frame, None)
+        internals.clear_frame_prompts(self._state, obj_idx, frame)
         self._memory.cleared(obj_idx, frame)

@@ -34,6 +34,11 @@ class ReadAhead(Generic[T]):
         with self._lock:
             return self._load(index)
 
+    @property
+    def pending(self) -> frozenset[int]:
+        """Indices being read (or read and not yet taken) on the worker thread."""
+        return frozenset(self._pending)
+
     def want(self, indices: Iterable[int]) -> None:
         """The items about to be used, in order: start loading the first ``depth`` of them (unless loaded or
         loading) and drop the other items loaded ahead."""

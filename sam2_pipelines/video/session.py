@@ -206,27 +206,33 @@ class TrackingSession(SessionLifecycle):
     def prompted_frames(self) -> dict[int, list[int]]:
         """``{obj_id: sorted frames with prompts}`` (the conditioning frames of each object)."""
         pending = self._memory.pending
-        return {
-            self._state.obj_idx_to_id(i): sorted({*o["cond_frame_outputs"], *pending.get(self._state.obj_idx_to_id(i), {})})
-            for i, o in self._state.output_dict_per_obj.items()
-        }
+        ids = {i: self._state.obj_idx_to_id(i) for i in range(self._state.get_obj_num())}
+        return {ids[i]: sorted({*prompted, *pending.get(ids[i], {})}) for i, prompted, _ in internals.all_object_outputs(self._state)}
 
     def memory_stats(self) -> dict:
         """What the session holds right now: ``{"tracked_outputs", "peak_tracked_outputs", "prompted_outputs",
-        "pinned_outputs", "replays", "vision_features", "frames"}``.
+        "pinned_outputs", "replays", "vision_features", "frames", "decoded_frames"}``.
 
         ``tracked_outputs`` counts the per-frame outputs of tracked frames over all objects; with
         ``prune_memory=True`` it never exceeds ``objects * (max(num_maskmem, max_object_pointers) - 1)``
         (plus one window more while propagating in both directions, plus ``pinned_outputs``: outputs of cleared
         prompts, read until their frame is tracked again). ``peak_tracked_outputs`` is the largest value seen
         so far; ``replays`` counts the times dropped outputs were recomputed (a correction or propagation that
-        read them).
+        read them). ``frames`` is the streamed frame held for the next push (0 or 1); ``decoded_frames`` the
+        decoded video frames kept for reuse (at most the video file source's ``cache_size``).
         """
         return {
             **self._memory.counts(),
             "vision_features": len(internals.cached_feature_frames(self._state)),
             "frames": 0 if self._feed.latest is None else 1,
+            "decoded_frames": 0 if self._feed.source is None else self._feed.source.cached_frames,
         }
+
+    def pixel_values(self, frame_idx: int) -> torch.Tensor:
+        """The model's input for frame ``frame_idx``: ``(3, S, S)`` pixels resized with the session's
+        ``frame_resize`` and normalised, on the session's device in the model's dtype (a stream: its latest frame)."""
+        self._check_open()
+        return self._feed.load(self._check_frame(frame_idx))
 
     def __repr__(self) -> str:
         kind = "streaming" if self.streaming else f"{self.num_frames} frames"
@@ -255,15 +261,21 @@ class TrackingSession(SessionLifecycle):
         the session is as it was before the call: no prompt kept without its result, no frame counted twice.
         Calls from several threads run one at a time."""
         with self._lock:
-            saved = (internals.snapshot(self._state), self._memory.snapshot(), self._feed.pushed, self._feed.latest, self._height, self._width)
+            saved = self._snapshot()
             try:
                 yield
             except BaseException:
-                internals.restore(self._state, saved[0])
-                self._memory.restore(saved[1])
-                self._feed.pushed, self._feed.latest, self._height, self._width = saved[2:]
-                self._stepper.forget()
+                self._restore(saved)
                 raise
+
+    def _snapshot(self) -> tuple:
+        return internals.snapshot(self._state), self._memory.snapshot(), self._feed.pushed, self._feed.latest, self._height, self._width
+
+    def _restore(self, saved: tuple) -> None:
+        internals.restore(self._state, saved[0])
+        self._memory.restore(saved[1])
+        self._feed.pushed, self._feed.latest, self._height, self._width = saved[2:]
+        self._stepper.forget()
 
     def _format(self, frame: int, obj_ids: list, masks: list, scores: list, output: str) -> dict:
         return frame_result(frame, obj_ids, masks, scores, (self._height, self._width), self._mask_threshold, output, self._return_logits)
@@ -385,7 +397,9 @@ class TrackingSession(SessionLifecycle):
             output: ``"binary"`` masks ``(objects, 1, H, W)`` bool, or ``"rle"`` (COCO RLE dicts).
             progress: show a tqdm progress bar.
 
-        Arguments are checked when this is called; frames are tracked as the iterator is consumed.
+        Arguments are checked when this is called; frames are tracked as the iterator is consumed. Stopping
+        early keeps the frames tracked so far; if tracking a frame fails (any exception, Ctrl-C included), the
+        session is put back as it was before this call, so that calling again gives one uninterrupted call's results.
         """
         self._check_open()
         if self.streaming:
@@ -406,6 +420,7 @@ class TrackingSession(SessionLifecycle):
 
         with self._lock:
             epoch = self._change()
+            before = self._snapshot()  # put back if tracking a frame fails (any exception, Ctrl-C included)
             with allocator.keep_freed_memory(release=False):
                 self._memory.commit_pending()
             segment = self._memory.begin(passes)
@@ -423,9 +438,13 @@ class TrackingSession(SessionLifecycle):
                         window = [f for f in order[step : step + 1 + READ_AHEAD] if self._stepper.tracked_here(f) and f not in cached]
                         self._feed.want(window)  # this frame and the next ones: read while the model works
                         step += 1
-                        with allocator.keep_freed_memory(release=False):  # the next frame reuses the pages this one freed
-                            result = self._track_frame(frame, reverse, output)
-                            self._memory.after_step(frame, reverse, segment, pass_index, result["object_ids"])
+                        try:
+                            with allocator.keep_freed_memory(release=False):  # the next frame reuses the pages this one freed
+                                result = self._track_frame(frame, reverse, output)
+                                self._memory.after_step(frame, reverse, segment, pass_index, result["object_ids"])
+                        except BaseException:
+                            self._restore(before)
+                            raise
                     bar.update(1)
                     yield result
         finally:
@@ -457,7 +476,7 @@ class TrackingSession(SessionLifecycle):
             self._change()
             with self._all_or_nothing():
                 self._height, self._width = size
-                self._state.video_height, self._state.video_width = size
+                internals.set_video_size(self._state, *size)
                 self._feed.push(array)
                 self._state.cache.clear_all()
                 with allocator.keep_freed_memory(release=False):  # the next pushed frame reuses the pages this one freed

@@ -66,7 +66,7 @@ class Stepper:
 
     def tracked_here(self, index: int) -> bool:
         """Whether some object is tracked (not only prompted) on frame ``index``."""
-        return any(index not in o["cond_frame_outputs"] for o in self.state.output_dict_per_obj.values())
+        return any(index not in prompted for _, prompted, _ in internals.all_object_outputs(self.state))
 
     def prefetch(self, frame: int, reverse: bool) -> None:
         """Encode ``frame`` and the frames after it (before it when ``reverse``) in one image-encoder pass.
@@ -114,14 +114,14 @@ class Stepper:
         masks, scores, obj_ids = [], [], []
         with self.compute():
             for obj_idx in range(state.get_obj_num()):
-                outputs = state.output_dict_per_obj[obj_idx]
-                if not outputs["cond_frame_outputs"]:
+                prompted, _ = internals.object_outputs(state, obj_idx)
+                if not prompted:
                     continue  # prompted during this propagation: tracked from the next one on
-                out = outputs["cond_frame_outputs"].get(frame)
+                out = prompted.get(frame)
                 if out is None:
                     out = self.infer(obj_idx, frame, False, None, None, reverse)
                     memory.tracked(obj_idx, frame, out)
-                state.frames_tracked_per_obj[obj_idx][frame] = {"reverse": reverse}
+                internals.mark_tracked(state, obj_idx, frame, reverse)
                 obj_ids.append(state.obj_idx_to_id(obj_idx))
                 masks.append(out["pred_masks"])
                 scores.append(out["object_score_logits"])

@@ -127,10 +127,11 @@ class TextTrackingSession(SessionLifecycle):
         state = self._state
         if state is None:
             return {"frames": 0, "tracked_outputs": 0, "prompted_outputs": 0, "pointer_only_outputs": 0, "bytes": 0}
-        prompted = [out for o in state.output_dict_per_obj.values() for out in o["cond_frame_outputs"].values()]
+        every = model_internals.all_object_outputs(state)
+        prompted = [out for _, outputs, _ in every for out in outputs.values()]
         return {
             "frames": len(state.processed_frames or {}),
-            "tracked_outputs": sum(len(o["non_cond_frame_outputs"]) for o in state.output_dict_per_obj.values()),
+            "tracked_outputs": sum(len(tracked) for _, _, tracked in every),
             "prompted_outputs": len(prompted),
             "pointer_only_outputs": sum("maskmem_features" not in out for out in prompted),
             "bytes": _tensor_bytes(state.__dict__),
@@ -150,23 +151,24 @@ class TextTrackingSession(SessionLifecycle):
 
     def add_text(self, text, frame: int = 0) -> None:
         """Look for every instance of ``text`` (a concept or a list of concepts) from ``frame`` on."""
-        self._check_open()
-        concepts = self.check_text(text)
-        frame = check_int(frame, "frame", minimum=0)
-        if not self.streaming and frame >= self.num_frames:
-            raise ValueError(f"frame {frame} is out of range: the video has {self.num_frames} frames (0 to {self.num_frames - 1})")
-        if self.streaming and frame < self.num_frames:
-            raise ValueError(f"frame {frame} of the stream is already tracked ({self.num_frames} frames pushed); give text for the next frame with push_frame(frame, text=...)")
-        for concept in dict.fromkeys(concepts):  # each concept is looked for from the earliest frame it was given
-            since = next((start for start, names in self._concepts.items() if concept in names), None)
-            if since is not None and since <= frame:
-                continue
-            if since is not None:
-                self._concepts[since].remove(concept)
-                if not self._concepts[since]:
-                    del self._concepts[since]
-            self._concepts.setdefault(frame, []).append(concept)
-        self._epoch += 1
+        with self._lock:
+            self._check_open()
+            concepts = self.check_text(text)
+            frame = check_int(frame, "frame", minimum=0)
+            if not self.streaming and frame >= self.num_frames:
+                raise ValueError(f"frame {frame} is out of range: the video has {self.num_frames} frames (0 to {self.num_frames - 1})")
+            if self.streaming and frame < self.num_frames:
+                raise ValueError(f"frame {frame} of the stream is already tracked ({self.num_frames} frames pushed); give text for the next frame with push_frame(frame, text=...)")
+            for concept in dict.fromkeys(concepts):  # each concept is looked for from the earliest frame it was given
+                since = next((start for start, names in self._concepts.items() if concept in names), None)
+                if since is not None and since <= frame:
+                    continue
+                if since is not None:
+                    self._concepts[since].remove(concept)
+                    if not self._concepts[since]:
+                        del self._concepts[since]
+                self._concepts.setdefault(frame, []).append(concept)
+            self._epoch += 1
 
     def add_prompt(self, prompt: dict) -> None:
         """A prompt dict ``{"frame": int, "text": str | [str, ...]}`` (as in ``tracker(video, prompts=[...])``)."""
@@ -210,7 +212,9 @@ class TextTrackingSession(SessionLifecycle):
             if frame < first:  # nothing to look for yet
                 yield self._empty(frame, output)
                 continue
-            out = self._step(frame, self._feed.load(frame), streaming=False)
+            with self._lock:  # one frame at a time; other threads' calls run between frames
+                self._check_current(epoch)
+                out = self._step(frame, self._feed.load(frame), streaming=False)
             if delay > 0:  # as propagate_in_video_iterator: hold results until hotstart removals are known
                 held.append(out)
                 self._state.hotstart_removed_obj_ids.update(out.removed_obj_ids)
@@ -228,14 +232,28 @@ class TextTrackingSession(SessionLifecycle):
 
     def push_frame(self, frame, text=None, output: Output = "binary") -> dict:
         """Streaming: append ``frame`` (``(H, W, 3)`` uint8 RGB, a PIL image or a path), looking for ``text``
-        (new concepts) from this frame on, and return its result."""
-        self._check_open()
-        if not self.streaming:
-            raise ValueError("push_frame is for streaming sessions (tracker.session() without a video); this session has a video: use propagate()")
-        check_choice(output, "output", OUTPUTS)
-        rgb = to_rgb_frame(frame)
-        if self._size is not None and rgb.shape[:2] != self._size:
-            raise ValueError(f"frame {self.num_frames} is {rgb.shape[1]}x{rgb.shape[0]}, the stream's frames are {self._size[1]}x{self._size[0]}")
+        (new concepts) from this frame on, and return its result.
+
+        All or nothing: if it fails half-way (any exception, Ctrl-C included), the frame is not counted and the
+        stream is as before the call. Calls from several threads run one at a time."""
+        with self._lock:
+            self._check_open()
+            if not self.streaming:
+                raise ValueError("push_frame is for streaming sessions (tracker.session() without a video); this session has a video: use propagate()")
+            check_choice(output, "output", OUTPUTS)
+            rgb = to_rgb_frame(frame)
+            if self._size is not None and rgb.shape[:2] != self._size:
+                raise ValueError(f"frame {self.num_frames} is {rgb.shape[1]}x{rgb.shape[0]}, the stream's frames are {self._size[1]}x{self._size[0]}")
+            if text is not None:
+                self.check_text(text)
+            saved = self._snapshot()
+            try:
+                return self._push(rgb, text, output)
+            except BaseException:
+                self._restore(saved)
+                raise
+
+    def _push(self, rgb: np.ndarray, text, output: str) -> dict:
         if text is not None:
             self.add_text(text, frame=self.num_frames)
         self._size = rgb.shape[:2]
@@ -245,9 +263,20 @@ class TextTrackingSession(SessionLifecycle):
             return self._empty(index, output)
         if self._state is None:  # as a transformers stream that starts with this frame
             self._state = self._new_state()
-            self._state.video_height, self._state.video_width = self._size
+            model_internals.set_video_size(self._state, *self._size)
             self._offset = index
         return self._format(self._step(index, self._feed.latest, streaming=True), output)
+
+    def _snapshot(self) -> tuple:
+        state = None if self._state is None else (self._state, model_internals.text_snapshot(self._state))
+        return {f: list(names) for f, names in self._concepts.items()}, self._size, self._feed.pushed, self._feed.latest, state, self._offset
+
+    def _restore(self, saved: tuple) -> None:
+        concepts, self._size, self._feed.pushed, self._feed.latest, state, self._offset = saved
+        self._concepts = {f: list(names) for f, names in concepts.items()}
+        self._state = None if state is None else state[0]
+        if state is not None:
+            model_internals.text_restore(*state)
 
     def _new_state(self):
         """A fresh model state. The frame count it reports is what transformers' session would hold: a video's

@@ -361,30 +361,6 @@ def test_benchmark_script_quick_smoke():
     assert "ours     peak RSS" in done.stdout
 
 
-@pytest.fixture(scope="module")
-def tiny_sam1_model_dir(tmp_path_factory):
-    """A tiny random SAM 1 ``SamModel`` (longest-side resize + padding) with its processor."""
-    import transformers as tf
-
-    torch.manual_seed(0)
-    vision = tf.SamVisionConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_dim=64, image_size=256, global_attn_indexes=[1], window_size=4
-    )
-    config = tf.SamConfig(
-        vision_config=vision, prompt_encoder_config=tf.SamPromptEncoderConfig(image_size=256, patch_size=16), mask_decoder_config={}
-    )
-    image_processor = tf.SamImageProcessor(
-        size={"longest_edge": 256},
-        pad_size={"height": 256, "width": 256},
-        mask_size={"longest_edge": 64},
-        mask_pad_size={"height": 64, "width": 64},
-    )
-    directory = tmp_path_factory.mktemp("tiny-sam1")
-    tf.SamModel(config).eval().save_pretrained(directory)
-    tf.SamProcessor(image_processor=image_processor).save_pretrained(directory)
-    return str(directory)
-
-
 def test_sam1_model(tiny_sam1_model_dir, image):
     """SAM 1 geometry (aspect-preserving resize, padding) matches the processor + model route."""
     generator = pipeline("mask-generation", model=tiny_sam1_model_dir)

@@ -66,24 +66,26 @@ def test_an_error_inside_still_ends_it():
 
 
 def test_tracking_keeps_freed_memory_while_a_frame_runs_and_releases_it_at_the_end(tracker, monkeypatch):
-    session_module = __import__("sam2_pipelines.video.session", fromlist=["TrackingSession"])
     seen, released = [], []
-    track_frame = session_module.TrackingSession._track_frame
-    monkeypatch.setattr(session_module.TrackingSession, "_track_frame", lambda self, *a: seen.append(allocator.active()) or track_frame(self, *a))
-    real_release = allocator.release
-    monkeypatch.setattr(allocator, "release", lambda: released.append(True) or real_release())
-    frames = testing.synthetic_frames(3, 64, 64)
-    with tracker.session(frames) as session:
-        session.add_points(0, 1, [[20, 20]], [1])
-        for _ in session.propagate():
-            assert not allocator.active()  # not while the caller has the frame
-        assert seen == [True, True, True] and released == [True]
-        iterator = session.propagate()
-        next(iterator)
-        iterator.close()  # an iterator given up on releases it too
-        assert released == [True, True]
-    assert released == [True, True, True]  # and closing the session
-    with tracker.session() as stream:
-        stream.push_frame(frames[0], prompts=[{"obj_id": 1, "points": [[20, 20]], "labels": [1]}])
-        assert seen[-1] is True and not allocator.active() and len(released) == 3  # kept for the next frame
-    assert len(released) == 4  # until the stream is closed
+    hook = tracker.model.vision_encoder.register_forward_pre_hook(lambda *_: seen.append(allocator.active()))  # a frame's first model step
+    try:
+        real_release = allocator.release
+        monkeypatch.setattr(allocator, "release", lambda: released.append(True) or real_release())
+        frames = testing.synthetic_frames(3, 64, 64)
+        with tracker.session(frames) as session:
+            session.add_points(0, 1, [[20, 20]], [1])
+            seen.clear()
+            for _ in session.propagate():
+                assert not allocator.active()  # not while the caller has the frame
+            assert seen == [True, True] and released == [True]  # frames 1 and 2 (frame 0's features are reused)
+            iterator = session.propagate()
+            next(iterator)
+            iterator.close()  # an iterator given up on releases it too
+            assert released == [True, True]
+        assert released == [True, True, True]  # and closing the session
+        with tracker.session() as stream:
+            stream.push_frame(frames[0], prompts=[{"obj_id": 1, "points": [[20, 20]], "labels": [1]}])
+            assert seen[-1] is True and not allocator.active() and len(released) == 3  # kept for the next frame
+        assert len(released) == 4  # until the stream is closed
+    finally:
+        hook.remove()

@@ -76,12 +76,14 @@ def test_chunked_cpu_attention_equals_sdpa():
     generator = torch.Generator().manual_seed(0)
     query, key, value = (torch.randn(300, 32, generator=generator), torch.randn(1000, 32, generator=generator), torch.randn(1000, 8, generator=generator))
     expected = torch.softmax(query @ key.t() * 0.3, dim=-1) @ value
-    torch.testing.assert_close(fast_memory._attend(query, key, value, 0.3), expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(fast_memory.attend(query, key, value, 0.3), expected, atol=1e-6, rtol=1e-5)
 
 
-def _track(tracker, frames, fast: bool, prompts):
-    session = tracker.session(frames)
-    session._stepper._fast_steps = fast
+def _track(tracker, frames, fast: bool, prompts, monkeypatch):
+    with monkeypatch.context() as patch:
+        if not fast:  # the session then runs transformers' own step (a session decides once, when created)
+            patch.setattr(tracking_step, "supported", lambda model: False)
+        session = tracker.session(frames)
     for frame, obj_id, point, label in prompts:
         session.add_points(frame, obj_id, [point], [label])
     results = list(session.propagate())
@@ -89,11 +91,12 @@ def _track(tracker, frames, fast: bool, prompts):
     return results, correction
 
 
-def test_tracking_with_shared_work_equals_the_model_step(tiny_video_model_dir, frames):
+def test_tracking_with_shared_work_equals_the_model_step(tiny_video_model_dir, frames, monkeypatch):
     tracker = pipeline("video-object-tracking", model=tiny_video_model_dir)
+    assert tracking_step.supported(tracker.model)
     prompts = [(0, 1, [60, 40], 1), (0, 2, [20, 70], 1), (2, 3, [100, 30], 1)]
-    fast, fast_correction = _track(tracker, frames, True, prompts)
-    slow, slow_correction = _track(tracker, frames, False, prompts)
+    fast, fast_correction = _track(tracker, frames, True, prompts, monkeypatch)
+    slow, slow_correction = _track(tracker, frames, False, prompts, monkeypatch)
     assert [r["object_ids"] for r in fast] == [r["object_ids"] for r in slow]
     assert any(r["masks"].any() for r in fast)
     for a, b in zip(fast + [fast_correction], slow + [slow_correction]):

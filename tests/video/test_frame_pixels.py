@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from sam2_pipelines import TrackingSession, cli, testing
-from sam2_pipelines.video.frame_feed import FrameFeed
+from sam2_pipelines.video import frame_feed
 from sam2_pipelines.video.frame_pixels import FRAME_RESIZES, frame_pixels
 
 H, W = 96, 128
@@ -45,7 +45,7 @@ def test_bicubic_pixels_equal_an_independent_pil_computation(tracker, clip):
     for index, frame in enumerate(clip):
         expected = meta_style_pixels(frame, size, video_processor.image_mean, video_processor.image_std)
         assert expected.shape == (3, size, size)
-        ours = session._feed.load(index)
+        ours = session.pixel_values(index)
         assert ours.dtype == torch.float32 and torch.equal(ours, expected), index
         assert torch.equal(frame_pixels(frame, tracker.processor, "bicubic"), expected)
 
@@ -54,7 +54,7 @@ def test_bilinear_pixels_equal_transformers_processor(tracker, clip):
     session = tracker.session(list(clip), frame_resize="bilinear")
     for index, frame in enumerate(clip):
         expected = processor_pixels(tracker, frame)
-        assert torch.equal(session._feed.load(index), expected), index
+        assert torch.equal(session.pixel_values(index), expected), index
     # the two filters really differ, so the option matters
     bicubic = frame_pixels(clip[0], tracker.processor, "bicubic")
     assert (bicubic - processor_pixels(tracker, clip[0])).abs().max() > 0.05
@@ -64,28 +64,27 @@ def test_streaming_session_uses_frame_resize(tracker, clip):
     for frame_resize in FRAME_RESIZES:
         session = tracker.session(frame_resize=frame_resize)
         session.push_frame(clip[0])
-        assert torch.equal(session._feed.load(0), frame_pixels(clip[0], tracker.processor, frame_resize))
+        assert torch.equal(session.pixel_values(0), frame_pixels(clip[0], tracker.processor, frame_resize))
 
 
 def test_pipeline_default_applies_to_sessions(tiny_video_model_dir, clip):
     from transformers import pipeline
 
     bilinear = pipeline("video-object-tracking", model=tiny_video_model_dir, frame_resize="bilinear")
-    assert torch.equal(bilinear.session(list(clip))._feed.load(1), processor_pixels(bilinear, clip[1]))
-    explicit = bilinear.session(list(clip), frame_resize="bicubic")._feed.load(1)
+    assert torch.equal(bilinear.session(list(clip)).pixel_values(1), processor_pixels(bilinear, clip[1]))
+    explicit = bilinear.session(list(clip), frame_resize="bicubic").pixel_values(1)
     assert torch.equal(explicit, frame_pixels(clip[1], bilinear.processor, "bicubic"))
 
 
 def test_call_option_changes_the_pixels(tracker, clip, monkeypatch):
     """``tracker(video, frame_resize=...)`` reaches the session (file / list input and stream input)."""
     seen = []
-    original = FrameFeed.pixels
 
-    def spy(self, frame):
-        seen.append(self._frame_resize)
-        return original(self, frame)
+    def spy(frame, processor, frame_resize):
+        seen.append(frame_resize)
+        return frame_pixels(frame, processor, frame_resize)
 
-    monkeypatch.setattr(FrameFeed, "pixels", spy)
+    monkeypatch.setattr(frame_feed, "frame_pixels", spy)
     prompts = [{"frame": 0, "obj_id": 1, "points": [[20, 30]], "labels": [1]}]
     for frame_resize in FRAME_RESIZES:
         seen.clear()

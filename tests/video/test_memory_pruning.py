@@ -93,7 +93,7 @@ def interactive_scenario(tracker, video, prune_memory: bool, extended: bool = Tr
     objects = len(session.object_ids)
     if prune_memory:
         assert session.memory_stats()["peak_tracked_outputs"] <= objects * (2 * WINDOW + 1)  # + the frame being tracked
-        assert len(session._feed.source._cache) <= session._feed.source.cache_size
+        assert session.memory_stats()["decoded_frames"] <= video_io.DECODED_FRAMES_KEPT
     return results, session.memory_stats()["tracked_outputs"]
 
 

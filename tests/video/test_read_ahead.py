@@ -35,7 +35,7 @@ def test_items_come_from_the_worker_and_match():
     for index in range(10):
         reader.want(range(index, index + 3))
         results.append(reader.get(index))
-        assert len(reader._pending) <= 3
+        assert len(reader.pending) <= 3
     reader.close()
     assert results == [i * 10 for i in range(10)]
     assert len(loader.calls) == len(set(loader.calls))  # each item read once
@@ -49,7 +49,7 @@ def test_items_not_asked_for_are_loaded_in_place_and_stale_ones_dropped():
     reader.want([5, 6])
     assert reader.get(2) == 20
     reader.want([7])  # 5 and 6 are no longer wanted
-    assert set(reader._pending) == {7}
+    assert set(reader.pending) == {7}
     reader.close()
 
 

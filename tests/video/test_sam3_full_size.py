@@ -39,7 +39,7 @@ def full_size_sam3(tmp_path_factory):
     testing.nudge_sam3_video(model)
     image_processor = tf.Sam3ImageProcessor()
     size = image_processor.size["height"]
-    tokenizer = testing._tiny_clip_tokenizer()
+    tokenizer = testing.tiny_clip_tokenizer()
     video_dir = tmp_path_factory.mktemp("sam3-full-video")
     model.save_pretrained(video_dir)
     testing.sam3_video_processor(image_processor, tokenizer).save_pretrained(video_dir)

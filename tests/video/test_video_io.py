@@ -36,7 +36,7 @@ def test_video_file_is_decoded_lazily_in_any_order(long_video):
     assert (len(source), source.height, source.width) == (30, 48, 64)
     assert source.fps == pytest.approx(12)
     sequential = [source[i].copy() for i in range(30)]
-    assert len(source._cache) <= source.cache_size
+    assert 0 < source.cached_frames <= source.cache_size
     # decoded frames are close to what was encoded (lossy codec) and in presentation order
     errors = [np.abs(a.astype(int) - b).mean() for a, b in zip(sequential, frames)]
     assert max(errors) < 12

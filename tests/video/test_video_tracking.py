@@ -331,11 +331,12 @@ def test_stale_propagate_iterators_raise_a_clear_error(tracker, clip):
     assert len(list(session.propagate())) == len(clean)
 
 
-def test_sessions_close_the_video_they_opened(tracker, tmp_path):
+def test_sessions_close_the_video_they_opened(tracker, tmp_path, monkeypatch):
     path = testing.synthetic_video(tmp_path / "clip.mp4", num_frames=4, height=H, width=W)
     closed = []
+    real_close = video_io.VideoFileSource.close
+    monkeypatch.setattr(video_io.VideoFileSource, "close", lambda self: (closed.append(1), real_close(self)))
     with tracker.session(str(path)) as session:
-        session._feed.source.close = lambda original=session._feed.source.close: (closed.append(1), original())
         session.add_points(0, 1, [[20, 20]], [1])
         assert len(list(session.propagate())) == 4
     assert closed == [1]
