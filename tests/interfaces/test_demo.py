@@ -147,7 +147,7 @@ def test_video_work_clicks_propagates_corrects_removes_and_exports(tiny_video_mo
 
     video = testing.synthetic_video(tmp_path / "clip.mp4")
     models = DemoModels(tiny_video_model_dir)
-    work = models.videos.open(str(video))
+    work = models.visitors.open_video("visitor", str(video))
     assert work.num_frames == 8 and work.object_ids == []
     with pytest.raises(ValueError, match="click at least one object"):
         work.propagate()
@@ -225,11 +225,11 @@ def test_video_work_tracks_text_with_a_sam3_video_model(tiny_sam3_model_dir, tin
     object with its concept, and refuses clicks."""
     import gradio as gr
 
-    from sam2_pipelines.demo.app import track_text, video_summary
+    from sam2_pipelines.demo.video_tab import track_text, video_summary
 
     video = str(testing.synthetic_video(tmp_path / "clip.mp4"))
     models = DemoModels(tiny_sam3_model_dir, video_model=tiny_sam3_video_model_dir)
-    work = models.videos.open(video)
+    work = models.visitors.open_video("visitor", video)
     assert work.tracks_text and work.object_ids == []
     with pytest.raises(ValueError, match="tracks what a text names"):
         work.click(0, 1, 10, 10)
