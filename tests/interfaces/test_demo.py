@@ -678,6 +678,14 @@ def test_browser_visitors_have_their_own_sessions(browser, app_url, app_folder, 
         assert json.loads(_text(a, "video-clicks")) == exported["a"]["clicks"]  # nothing of another visitor's shown
         _click_frame(b, 0.3, 0.3)
         assert len(json.loads(_wait_text(b, "video-clicks", "JSON.parse(v || '[]').length === 2"))) == 2
+
+        # A file that is not a video: the visitor reads why, not a bare "Error".
+        notes = tmp_path / "notes.mp4"
+        notes.write_text("not a video")
+        (_, c) = contexts[2]
+        c.locator("#video-input button[aria-label='Clear']").first.click()
+        c.locator("#video-input input[type=file]").set_input_files(str(notes))
+        c.get_by_text("as a video").first.wait_for(state="visible")
     finally:
         for context, _ in contexts:
             context.close()
