@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        description="Serve the Gradio demo. Both models are loaded before serving, so a model "
                                        "that cannot be found is reported at once.")
     serve_parser.add_argument("--video-model", default=None, help="model of the video tab (default: --model)")
+    serve_parser.add_argument("--video-sessions", type=_positive_int, default=4,
+                              help="tracking sessions held for all visitors together; beyond it the least recently used visitor's "
+                              "expires (default: 4)")
     serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve_parser.add_argument("--port", type=_positive_int, default=7860, help="port to listen on (default: 7860)")
 
@@ -521,7 +524,7 @@ def serve(args) -> int:
         raise CommandError("serve needs the demo extra: pip install 'sam2-pipelines[demo]'") from None
     from sam2_pipelines.demo.app import DemoModels, build_demo, theme
 
-    models = DemoModels(args.model, args.video_model, args.device)
+    models = DemoModels(args.model, args.video_model, args.device, args.video_sessions)
     models.generator()
     models.tracker()
     demo = build_demo(models)

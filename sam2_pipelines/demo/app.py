@@ -13,11 +13,15 @@ Tabs:
 * **Automatic masks**: upload an image, choose the grid and thresholds, get the overlay and a COCO RLE JSON.
 * **Click to segment**: upload an image, click positive / negative points or two box corners; the image
   is encoded once and every click runs the mask decoder only.
-* **Video tracking**: upload a video (one tracking session per video), pick a frame, click objects (one id
-  per object; a click segments that frame only), propagate; a correction click after propagation refines
-  the frame and the next propagation re-tracks from there; remove objects; export COCO RLE JSON or DAVIS
-  PNGs (zip). With SAM 3's text video model (``Sam3VideoModel``) the clicks give way to a text box: every
+* **Video tracking**: upload a video (one tracking session per visitor: :mod:`sam2_pipelines.demo.video_tab`),
+  pick a frame, click objects (one id per object; a click segments that frame only), propagate; a correction
+  click after propagation refines the frame and the next propagation re-tracks from there; remove objects;
+  export COCO RLE JSON or DAVIS PNGs (zip). With SAM 3's text video model (``Sam3VideoModel``) the clicks give way to a text box: every
   instance of the concepts typed is tracked, each object listed with its concept.
+
+Each visitor (browser tab) has their own prompts, video session and output folder
+(:mod:`sam2_pipelines.demo.visitors`); what a visitor leaves is closed and deleted when Gradio reports them gone.
+Every error reaches the visitor as a ``gr.Error`` with its message (:mod:`sam2_pipelines.demo.errors`).
 
 The sample photo and video (``media/``) are offered as examples when the app runs from a source checkout.
 """
@@ -28,14 +32,19 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from sam2_pipelines.demo.errors import shown_errors
+from sam2_pipelines.demo.video_tab import POINT_MODES, visitor_of
 from sam2_pipelines.models.loading import DEFAULT_MODEL
 
-MODES = ("Positive point", "Negative point", "Box (two corners)")
+MODES = (*POINT_MODES, "Box (two corners)")
+#: The visitor of direct calls (scripts, tests); the app passes each browser tab's Gradio session.
+LOCAL = "local"
+#: Gradio's own cache (uploads, and copies of the files the demo gives): every hour, files older than a day are deleted.
+DELETE_CACHE = (3600, 86400)
 
 
 class DemoModels:
@@ -45,13 +54,17 @@ class DemoModels:
         model: Hub id, ``save_pretrained`` directory or Meta ``.pt`` for the image pipeline.
         video_model: the same for the tracking pipeline (defaults to ``model``).
         device: torch device (defaults to cuda when available).
+        video_sessions: tracking sessions held for every visitor together (each visitor keeps their latest).
 
-    ``images`` holds one image session per uploaded image (:class:`~sam2_pipelines.demo.state.ImageSessions`),
-    ``videos`` one tracking session per uploaded video; ``encoder_passes`` counts the image encoder's runs.
+    ``images`` holds one image session per uploaded image, shared by every visitor since it holds the image and
+    its encoding only (:class:`~sam2_pipelines.demo.state.ImageSessions`); ``visitors`` holds each visitor's
+    tracking session and output folder (:class:`~sam2_pipelines.demo.visitors.Visitors`); ``encoder_passes``
+    counts the image encoder's runs.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, video_model: str | None = None, device: str | None = None):
-        from sam2_pipelines.demo.state import ImageSessions, VideoWorks
+    def __init__(self, model: str = DEFAULT_MODEL, video_model: str | None = None, device: str | None = None, video_sessions: int | None = None):
+        from sam2_pipelines.demo.state import ImageSessions
+        from sam2_pipelines.demo.visitors import KEEP_VIDEOS, Visitors
 
         self.model = model
         self.video_model = video_model or model
@@ -60,7 +73,7 @@ class DemoModels:
         self._tracker = None
         self.encoder_passes = 0
         self.images = ImageSessions(self.generator)
-        self.videos = VideoWorks(self.tracker)
+        self.visitors = Visitors(self.tracker, KEEP_VIDEOS if video_sessions is None else video_sessions)
 
     def generator(self):
         """The ``mask-generation`` pipeline."""
@@ -126,8 +139,10 @@ def _pil(image: np.ndarray):
     return Image.fromarray(image)
 
 
-def automatic_masks(models: DemoModels, image, points_per_side: int, pred_iou_thresh: float, stability_score_thresh: float):
-    """Tab 1: automatic masks. Returns ``(overlay, path of the COCO RLE JSON, summary text)``.
+@shown_errors
+def automatic_masks(models: DemoModels, image, points_per_side: int, pred_iou_thresh: float, stability_score_thresh: float, visitor: str = LOCAL):
+    """Tab 1: automatic masks. Returns ``(overlay, path of the COCO RLE JSON, summary text)``; the JSON goes to
+    the visitor's folder, replacing their previous one.
 
     Runs on the image's session: an image already clicked on (or generated before) is not encoded again.
     """
@@ -139,20 +154,20 @@ def automatic_masks(models: DemoModels, image, points_per_side: int, pred_iou_th
         output_mode="coco_rle",
     )
     records = output["records"]
-    return _shown_records(image, records, "masks.json", f"{len(records)} masks")
+    return _shown_records(image, records, models.visitors.output(visitor, "auto", "masks.json"), f"{len(records)} masks")
 
 
-def _shown_records(image: np.ndarray, records: list, file_name: str, summary: str):
-    """``(overlay, path of a COCO RLE JSON of the records, summary)``: what the image tabs show."""
+def _shown_records(image: np.ndarray, records: list, path: Path, summary: str):
+    """Write the records to ``path`` as COCO RLE JSON; ``(overlay, str(path), summary)``: what the image tabs show."""
     from sam2_pipelines.io.exports import json_ready
     from sam2_pipelines.io.visualize import overlay_records
 
-    path = Path(tempfile.mkdtemp(prefix="sam2-pipelines-")) / file_name
     path.write_text(json.dumps({"height": image.shape[0], "width": image.shape[1], "annotations": json_ready(records)}))
     return overlay_records(image, records), str(path), summary
 
 
-def text_instances(models: DemoModels, image, text: str, score_threshold: float):
+@shown_errors
+def text_instances(models: DemoModels, image, text: str, score_threshold: float, visitor: str = LOCAL):
     """Tab "Find by text": every instance of the comma-separated concepts in ``text`` (SAM 3's ``Sam3Model``).
 
     Returns ``(overlay, path of the COCO RLE JSON, summary text)``, as :func:`automatic_masks`.
@@ -166,16 +181,18 @@ def text_instances(models: DemoModels, image, text: str, score_threshold: float)
     output = models.generator()(image, text=concepts, score_threshold=float(score_threshold), output_mode="coco_rle")
     records = output["records"]
     counts = ", ".join(f"{concept}: {sum(r['concept'] == concept for r in records)}" for concept in concepts)
-    return _shown_records(image, records, "instances.json", f"{len(records)} instances ({counts})")
+    return _shown_records(image, records, models.visitors.output(visitor, "text", "instances.json"), f"{len(records)} instances ({counts})")
 
 
+@shown_errors
 def segment_overlay(models: DemoModels, image, prompts: dict) -> np.ndarray:
     """Tab 2: the image with the mask of the prompted object and the prompt markers.
 
     ``prompts`` is ``{"points": [[x, y], ...], "labels": [1|0, ...], "box": [x0, y0, x1, y1] | None}``;
     with no complete prompt the image is returned with the markers only. The mask shown is the
-    best-scoring of the multimask outputs. The image is encoded once (its image session); each click costs
-    one decoder pass.
+    best-scoring of the multimask outputs. The image is encoded once (its image session, shared by whoever
+    uploads the same picture); each click costs one decoder pass. The prompts are the visitor's own (their
+    page's state).
     """
     from sam2_pipelines.io.visualize import draw_prompts, overlay_masks
 
@@ -227,30 +244,6 @@ def add_click(prompts: dict | None, mode: str, x: float, y: float) -> dict:
     return prompts
 
 
-# ---------------------------------------------------------------- video tab
-
-
-def video_summary(work) -> tuple[str, str]:
-    """``(object ids text, clicks JSON)`` of a :class:`~sam2_pipelines.demo.state.VideoWork` for the video tab
-    (with a text tracker each id is followed by its concept)."""
-    names = [f"{i} ({work.concepts[i]})" if i in work.concepts else str(i) for i in work.object_ids]
-    return (", ".join(names) if names else "none yet"), json.dumps(work.clicks)
-
-
-def track_text(work, text: str) -> str:
-    """Video tab with a text tracker: track every instance of the comma-separated concepts in ``text``; the status line."""
-    import gradio as gr
-
-    concepts = [concept.strip() for concept in (text or "").split(",") if concept.strip()]
-    if not concepts:
-        raise gr.Error("Type what to track, e.g. 'person' (several concepts: separate them with commas).")
-    try:
-        count = work.track_text(concepts)
-    except ValueError as error:
-        raise gr.Error(str(error)) from None
-    return f"tracked {count} frames: {len(work.object_ids)} instances of {', '.join(concepts)}"
-
-
 def _media_examples(*names: str) -> list[list[str]]:
     """The sample media of a source checkout (``media/``), as ``gr.Examples`` rows; none when not installed."""
     folder = Path(__file__).resolve().parents[2] / "media"
@@ -264,13 +257,16 @@ def build_demo(models: DemoModels):
     """The ``gradio.Blocks`` app over ``models`` (a :class:`DemoModels`).
 
     The video model is loaded now: an image-only model (or one that cannot be found) turns the video tab
-    into a message saying why, before anyone uploads a video.
+    into a message saying why, before anyone uploads a video. When Gradio reports a visitor gone (the tab closed
+    or reloaded: ``unload``), their video session is closed and their output folder deleted.
     """
     import gradio as gr
 
+    from sam2_pipelines.demo.video_tab import video_tab
+
     video_problem = models.video_problem()
     finds_text = models.finds_text()
-    with gr.Blocks(title="SAM 2 pipelines", analytics_enabled=False) as demo:
+    with gr.Blocks(title="SAM 2 pipelines", analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# SAM 2 pipelines\nImage model: `{models.model}` · video model: `{models.video_model}`")
         # each image tab the image model cannot serve is one message saying which model it needs
         if finds_text:
@@ -291,7 +287,12 @@ def build_demo(models: DemoModels):
             if video_problem is not None:
                 gr.Markdown(f"**Video tracking is not available with `{models.video_model}`.** {video_problem}", elem_id="video-problem")
             else:
-                _video_tab(models)
+                video_tab(models, _media_examples("bedroom.mp4"))
+
+        def on_leave(request: gr.Request):
+            models.visitors.leave(visitor_of(request))
+
+        demo.unload(on_leave)
     return demo
 
 
@@ -318,7 +319,11 @@ def _text_tab(models: DemoModels) -> None:
         text_summary = gr.Textbox(label="Result", interactive=False, elem_id="text-summary")
         text_file = gr.File(label="COCO RLE JSON", elem_id="text-json")
         gr.Examples(_media_examples("truck.jpg", "groceries.jpg"), inputs=[text_input], cache_examples=False)
-        text_button.click(lambda image, text, threshold: text_instances(models, image, text, threshold), [text_input, concepts, score], [text_output, text_file, text_summary])
+
+        def on_find(image, text, threshold, request: gr.Request):
+            return text_instances(models, image, text, threshold, visitor=visitor_of(request))
+
+        text_button.click(on_find, [text_input, concepts, score], [text_output, text_file, text_summary])
 
 
 def _click_and_automatic_tabs(models: DemoModels) -> None:
@@ -336,8 +341,8 @@ def _click_and_automatic_tabs(models: DemoModels) -> None:
         auto_file = gr.File(label="COCO RLE JSON", elem_id="auto-json")
         gr.Examples(_media_examples("truck.jpg", "groceries.jpg"), inputs=[auto_input], cache_examples=False)
 
-        def on_auto(image, points, iou, stable, progress=gr.Progress(track_tqdm=True)):
-            return automatic_masks(models, image, points, iou, stable)
+        def on_auto(image, points, iou, stable, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+            return automatic_masks(models, image, points, iou, stable, visitor=visitor_of(request))
 
         auto_button.click(on_auto, [auto_input, points_per_side, pred_iou, stability], [auto_output, auto_file, auto_summary])
 
@@ -350,6 +355,7 @@ def _click_and_automatic_tabs(models: DemoModels) -> None:
         seg_clear = gr.Button("Clear prompts", elem_id="segment-clear")
         gr.Examples(_media_examples("truck.jpg", "groceries.jpg"), inputs=[seg_input], cache_examples=False)
 
+        @shown_errors
         def on_segment_click(image, prompts, mode_value, evt: gr.SelectData):
             x, y = (float(v) for v in evt.index)
             prompts = add_click(prompts, mode_value, x, y)
@@ -358,112 +364,6 @@ def _click_and_automatic_tabs(models: DemoModels) -> None:
         seg_input.select(on_segment_click, [seg_input, seg_prompts, mode], [seg_prompts, seg_output, seg_json, seg_status])
         seg_clear.click(lambda: ({}, None, ""), None, [seg_prompts, seg_output, seg_json])
         seg_input.change(lambda: ({}, None, ""), None, [seg_prompts, seg_output, seg_json])
-
-
-def _video_tab(models: DemoModels) -> None:
-    """The video tab's components and events (inside ``build_demo``'s layout): clicks and Propagate, or with SAM 3's
-    text video model a text box and Track text."""
-    import gradio as gr
-
-    text = models.tracks_text()
-    video_path = gr.State(None)
-    with gr.Row():
-        video_input = gr.Video(label="Video", sources=["upload"], elem_id="video-input")
-        label = "Frame" if text else "Frame (click on objects)"
-        frame_view = gr.Image(type="numpy", label=label, format="png", interactive=False, elem_id="video-frame")
-    with gr.Row():
-        frame_index = gr.Slider(0, 1, value=0, step=1, label="frame", elem_id="video-frame-index")
-        obj_id = gr.Number(value=0 if text else 1, precision=0, minimum=0 if text else 1, label="object id", elem_id="video-obj")
-        if not text:
-            video_mode = gr.Radio(list(MODES[:2]), value=MODES[0], label="Click adds", elem_id="video-mode")
-    if text:
-        concepts = gr.Textbox(label="Track (comma-separated concepts)", placeholder="person, dog", elem_id="video-concepts")
-    else:
-        direction = gr.Radio(["forward", "backward", "both"], value="both", label="propagate", elem_id="video-direction")
-    with gr.Row():
-        track_button = gr.Button("Track text" if text else "Propagate", variant="primary", elem_id="video-run")
-        remove_button = gr.Button("Remove object", elem_id="video-remove")
-    with gr.Row():
-        object_list = gr.Textbox(label="Objects", interactive=False, elem_id="video-objects")
-        video_status = gr.Textbox(label="Status", interactive=False, elem_id="video-status")
-    video_clicks = gr.Textbox(label="Clicks", interactive=False, elem_id="video-clicks")
-    video_output = gr.Video(label="Overlay", interactive=False, elem_id="video-output")
-    with gr.Row():
-        export_coco = gr.Button("Export COCO RLE JSON", elem_id="video-export-coco")
-        export_davis = gr.Button("Export DAVIS PNG zip", elem_id="video-export-davis")
-    video_file = gr.File(label="Download", elem_id="video-file")
-    gr.Examples(_media_examples("bedroom.mp4"), inputs=[video_input], cache_examples=False)
-
-    def work_of(path):
-        if not path:
-            raise gr.Error("Upload a video first.")
-        return models.videos.get(path)
-
-    def on_video(path):
-        if not path:
-            return None, None, gr.update(maximum=1, value=0), "", "", ""
-        work = models.videos.open(path)
-        ids, clicks = video_summary(work)
-        status = f"{work.num_frames} frames; " + ("type what to track" if text else "click an object on any frame")
-        return path, work.view(0), gr.update(maximum=max(work.num_frames - 1, 1), value=0), ids, clicks, status
-
-    def on_frame(path, index):
-        return None if not path else work_of(path).view(int(index))
-
-    def on_frame_click(path, index, obj, mode_value, evt: gr.SelectData):
-        work = work_of(path)
-        x, y = (float(v) for v in evt.index)
-        try:
-            view = work.click(int(index), int(obj), x, y, positive=mode_value == MODES[0])
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
-        ids, clicks = video_summary(work)
-        return view, ids, clicks, f"object {int(obj)} segmented on frame {int(index)}; Propagate to track it"
-
-    def on_propagate(path, direction_value, index, progress=gr.Progress(track_tqdm=True)):
-        work = work_of(path)
-        try:
-            first, count = work.propagate(direction_value)
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
-        out = work.write_overlay(Path(tempfile.mkdtemp(prefix="sam2-track-")) / "overlay.mp4")
-        return str(out), work.view(int(index)), f"tracked {count} frames from frame {first} ({direction_value})"
-
-    def on_track_text(path, typed, index, progress=gr.Progress(track_tqdm=True)):
-        work = work_of(path)
-        status = track_text(work, typed)
-        out = work.write_overlay(Path(tempfile.mkdtemp(prefix="sam2-track-")) / "overlay.mp4")
-        return str(out), work.view(int(index)), video_summary(work)[0], status
-
-    def on_remove(path, obj, index):
-        work = work_of(path)
-        try:
-            work.remove(int(obj))
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
-        ids, clicks = video_summary(work)
-        return work.view(int(index)), ids, clicks, f"object {int(obj)} removed"
-
-    def on_export(path, kind):
-        work = work_of(path)
-        if not work.results:
-            raise gr.Error("Nothing to export yet: " + ("track a text first." if text else "click an object first."))
-        folder = Path(tempfile.mkdtemp(prefix="sam2-export-"))
-        stem = Path(work.path).stem
-        if kind == "coco":
-            return str(work.export_coco(folder / f"{stem}_masks.json"))
-        return str(work.export_davis(folder / f"{stem}_davis.zip"))
-
-    video_input.change(on_video, [video_input], [video_path, frame_view, frame_index, object_list, video_clicks, video_status])
-    frame_index.change(on_frame, [video_path, frame_index], [frame_view])
-    if text:
-        track_button.click(on_track_text, [video_path, concepts, frame_index], [video_output, frame_view, object_list, video_status])
-    else:
-        frame_view.select(on_frame_click, [video_path, frame_index, obj_id, video_mode], [frame_view, object_list, video_clicks, video_status])
-        track_button.click(on_propagate, [video_path, direction, frame_index], [video_output, frame_view, video_status])
-    remove_button.click(on_remove, [video_path, obj_id, frame_index], [frame_view, object_list, video_clicks, video_status])
-    export_coco.click(lambda path: on_export(path, "coco"), [video_path], [video_file])
-    export_davis.click(lambda path: on_export(path, "davis"), [video_path], [video_file])
 
 
 def theme():
@@ -475,15 +375,24 @@ def theme():
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse the command line (``--model``, ``--video-model``, ``--device``, ``--host``, ``--port``) and serve the app."""
+    """Parse the command line (``--model``, ``--video-model``, ``--device``, ``--video-sessions``, ``--host``, ``--port``)
+    and serve the app."""
+    from sam2_pipelines.demo.visitors import KEEP_VIDEOS
+
     parser = argparse.ArgumentParser(prog="sam2_pipelines.demo.app", description="Gradio demo of sam2-pipelines.")
     parser.add_argument("--model", default=os.environ.get("SAM2_DEMO_MODEL", DEFAULT_MODEL), help="image model (env SAM2_DEMO_MODEL)")
     parser.add_argument("--video-model", default=os.environ.get("SAM2_DEMO_VIDEO_MODEL"), help="video model (env SAM2_DEMO_VIDEO_MODEL; default: --model)")
     parser.add_argument("--device", default=os.environ.get("SAM2_DEMO_DEVICE"), help="torch device (default: cuda if available)")
+    parser.add_argument(
+        "--video-sessions", type=int, default=int(os.environ.get("SAM2_DEMO_VIDEO_SESSIONS", KEEP_VIDEOS)),
+        help=f"tracking sessions held for all visitors together; beyond it the least recently used visitor's expires (env SAM2_DEMO_VIDEO_SESSIONS; default {KEEP_VIDEOS})",
+    )
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to listen on")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), help="port to listen on")
     args = parser.parse_args(argv)
-    demo = build_demo(DemoModels(args.model, args.video_model, args.device))
+    if args.video_sessions < 1:
+        parser.error(f"--video-sessions must be at least 1, got {args.video_sessions}")
+    demo = build_demo(DemoModels(args.model, args.video_model, args.device, args.video_sessions))
     demo.queue().launch(server_name=args.host, server_port=args.port, share=False, ssr_mode=False, theme=theme(), footer_links=[])
 
 

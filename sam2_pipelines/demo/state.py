@@ -1,9 +1,10 @@
-"""What the demo keeps between clicks: one image session per image, one tracking session per video.
+"""What the demo keeps between clicks: one image session per image, one tracking session per visitor's video.
 
 The demo never recomputes what it has: an uploaded image is encoded once (:meth:`ImageSessions.get`) and
-every click and automatic run on it reuses that encoding; an uploaded video gets one
+every click and automatic run on it reuses that encoding; a visitor's uploaded video gets one
 :class:`VideoWork`, whose ``TrackingSession`` segments only the clicked frame on a click and propagates
-on request, re-tracking from the earliest frame changed since the last propagation.
+on request, re-tracking from the earliest frame changed since the last propagation. Which visitor holds which
+:class:`VideoWork` is :mod:`sam2_pipelines.demo.visitors`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-#: Images (and videos) whose sessions the demo keeps; the least recently used beyond this is closed.
-KEEP = 4
+#: Images whose encodings the demo keeps (for every visitor together); the least recently used beyond this is dropped.
+KEEP_IMAGES = 4
 
 
 def image_key(image: np.ndarray) -> str:
@@ -28,7 +29,12 @@ def image_key(image: np.ndarray) -> str:
 
 
 class ImageSessions:
-    """Image sessions of the demo, one per distinct image, at most :data:`KEEP` held (least recent closed).
+    """Image sessions of the demo, one per distinct image, at most :data:`KEEP_IMAGES` held (least recent dropped).
+
+    Shared by every visitor: a session holds the image's pixels and encoding only, which are the same for anyone
+    who uploads that picture; prompts are each visitor's own (the page's state) and are given per call. A session
+    dropped to make room is not closed, since another visitor's call may be running on it: its encoding is freed
+    when the last call using it returns.
 
     Args:
         generator: a callable returning the ``mask-generation`` pipeline (loaded on first use).
@@ -39,6 +45,9 @@ class ImageSessions:
         self._sessions: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._sessions)
+
     def get(self, image: np.ndarray):
         """The :class:`~sam2_pipelines.image.session.ImageSession` of ``image`` (encoded on its first use)."""
         key = image_key(image)
@@ -47,8 +56,8 @@ class ImageSessions:
             if session is None:
                 session = self._generator().session(image)
             self._sessions[key] = session
-            while len(self._sessions) > KEEP:
-                self._sessions.popitem(last=False)[1].close()
+            while len(self._sessions) > KEEP_IMAGES:
+                self._sessions.popitem(last=False)
             return session
 
 
@@ -95,11 +104,17 @@ class VideoWork:
         self.concepts: dict[int, str] = {}  # text tracker: object id -> its concept
         # The frames shown are read with a decoder of their own: the session's is busy on its read-ahead thread
         # while it propagates, and the frame slider may ask for a frame meanwhile.
-        self._frames = open_video(self.path)
+        try:
+            self._frames = open_video(self.path)
+        except BaseException:
+            self._session.close()
+            raise
         self.clicks: list[dict] = []  # {"frame", "obj_id", "point", "label"} in click order
         self.results: dict[int, dict] = {}
         self.changed: set[int] = set()  # frames prompted since the last propagation
+        self.closed_because: str | None = None  # set by close(): what every later call says
         self._lock = threading.Lock()  # the demo serves events on several threads; a session is used by one
+        self._frames_lock = threading.Lock()  # the shown frames' decoder: read by one thread, closed by close()
 
     @property
     def num_frames(self) -> int:
@@ -114,9 +129,11 @@ class VideoWork:
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` as an RGB uint8 array."""
         index = int(index)
-        if not 0 <= index < self.num_frames:
-            raise ValueError(f"frame {index} is out of range: the video has {self.num_frames} frames (0..{self.num_frames - 1})")
-        return np.asarray(self._frames[index], dtype=np.uint8)
+        with self._frames_lock:
+            self._check_open()
+            if not 0 <= index < len(self._frames):
+                raise ValueError(f"frame {index} is out of range: the video has {len(self._frames)} frames (0..{len(self._frames) - 1})")
+            return np.asarray(self._frames[index], dtype=np.uint8)
 
     def view(self, index: int) -> np.ndarray:
         """Frame ``index`` with the masks known there and the clicks made there."""
@@ -136,6 +153,7 @@ class VideoWork:
         """Click object ``obj_id`` on frame ``index``: segments that frame only; returns its view."""
         self._check_clicks()
         with self._lock:
+            self._check_open()
             index = int(index)
             label = 1 if positive else 0
             result = self._session.add_points(index, int(obj_id), [[float(x), float(y)]], [label])
@@ -152,6 +170,7 @@ class VideoWork:
         earliest prompted frame) in ``direction``. Returns ``(first frame, frames tracked)``."""
         self._check_clicks()
         with self._lock:
+            self._check_open()
             if not self.object_ids:
                 raise ValueError("click at least one object on a frame first")
             start = min(self.changed) if self.changed else None
@@ -166,6 +185,11 @@ class VideoWork:
             self.changed.clear()
             return first, count
 
+    def _check_open(self) -> None:
+        """After :meth:`close` every call raises ``ValueError`` with the reason it was closed."""
+        if self.closed_because is not None:
+            raise ValueError(self.closed_because)
+
     def _check_clicks(self) -> None:
         """Clicks and Propagate need a click tracker; a text tracker says what it takes instead."""
         if self.tracks_text:
@@ -176,6 +200,7 @@ class VideoWork:
         tracked before (a fresh session: the instances found depend on every frame from the start). Returns
         the number of frames tracked."""
         with self._lock:
+            self._check_open()
             session = self._tracker.session(self.path)
             try:
                 session.add_text(concepts, frame=int(frame))
@@ -194,6 +219,7 @@ class VideoWork:
     def remove(self, obj_id: int) -> None:
         """Forget object ``obj_id``: its clicks, memory and masks on every frame."""
         with self._lock:
+            self._check_open()
             obj_id = int(obj_id)
             if obj_id not in self.object_ids:
                 raise ValueError(f"there is no object {obj_id}; the objects are {self.object_ids or 'none yet'}")
@@ -208,6 +234,8 @@ class VideoWork:
                 self.results[frame] = _from_objects(frame, objects)
 
     def ordered_results(self) -> list[dict]:
+        """Every frame's latest result, in frame order (``ValueError`` once closed: nothing is exported from a closed session)."""
+        self._check_open()
         return [self.results[frame] for frame in sorted(self.results)]
 
     def write_overlay(self, path: Path) -> Path:
@@ -239,36 +267,13 @@ class VideoWork:
                     archive.write(file, file.relative_to(folder).as_posix())
         return Path(path)
 
-    def close(self) -> None:
-        self._session.close()
-        self._frames.close()
-
-
-class VideoWorks:
-    """The demo's :class:`VideoWork` per uploaded video path, at most :data:`KEEP` held (least recent closed)."""
-
-    def __init__(self, tracker):
-        self._tracker = tracker
-        self._works: OrderedDict[str, VideoWork] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def open(self, path: str) -> VideoWork:
-        """A fresh :class:`VideoWork` for ``path`` (an upload starts over)."""
-        with self._lock:
-            old = self._works.pop(str(path), None)
-            if old is not None:
-                old.close()
-            work = VideoWork(self._tracker(), path)
-            self._works[str(path)] = work
-            while len(self._works) > KEEP:
-                self._works.popitem(last=False)[1].close()
-            return work
-
-    def get(self, path: str) -> VideoWork:
-        """The :class:`VideoWork` of an uploaded video (reopened if it was closed to make room)."""
-        with self._lock:
-            work = self._works.get(str(path))
-            if work is not None:
-                self._works.move_to_end(str(path))
-                return work
-        return self.open(path)
+    def close(self, reason: str = "this video session is closed; upload the video again") -> None:
+        """Close the tracking session and both decoders now (their threads end here); every later call raises
+        ``ValueError(reason)``. Waits for a click or propagation in progress; closing twice is fine."""
+        with self._lock, self._frames_lock:
+            if self.closed_because is not None:
+                return
+            self.closed_because = reason
+            self._session.close()
+            self._frames.close()
+            self.results, self.clicks = {}, []

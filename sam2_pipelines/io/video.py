@@ -244,9 +244,11 @@ class VideoFileSource(FrameSource):
         return self._cache[index]
 
     def close(self) -> None:
-        """Close the underlying container."""
-        self._decoder = None
+        """Close the container and free its decoder now (its threads end here, not when the garbage collector
+        gets to the stream). Closing twice is fine."""
+        self._decoder = None  # the running decode iterator holds the stream's codec context
         self._cache.clear()
+        self._stream = None  # the last reference to the codec context: freeing it joins the decoder's threads
         self._container.close()
 
 
@@ -331,7 +333,10 @@ def open_video(source, fps: float | None = None) -> FrameSource:
 
 
 def iter_frames(source) -> Iterator[np.ndarray]:
-    """Yield the frames of any video source, or of a stream (iterator / generator of frames), as RGB uint8 arrays."""
+    """Yield the frames of any video source, or of a stream (iterator / generator of frames), as RGB uint8 arrays.
+
+    A video this opens (a path, folder, list of frames) is closed when the iteration ends or is closed; a
+    :class:`FrameSource` given stays open."""
     if is_stream(source):
         size = None
         for index, frame in enumerate(source):
@@ -342,7 +347,12 @@ def iter_frames(source) -> Iterator[np.ndarray]:
                 raise ValueError(f"streamed frame {index} has size {frame.shape[:2]} but the first frame was {size}")
             yield frame
     else:
-        yield from open_video(source)
+        video = open_video(source)
+        try:
+            yield from video
+        finally:
+            if video is not source:  # opened here: closed here (a FrameSource given stays open)
+                video.close()
 
 
 # ----------------------------------------------------------------------------------------------- writers
@@ -482,8 +492,12 @@ def write_overlay_video(frames_source, results: Iterable[dict], path: str | os.P
     path.parent.mkdir(parents=True, exist_ok=True)
     results = list(results)
     source = frames_source if is_stream(frames_source) else open_video(frames_source)
-    rate = fps or getattr(source, "fps", None) or DEFAULT_FPS
-    encode_h264(overlay_video(iter_frames(source), results, alpha=alpha), path, rate)
+    try:
+        rate = fps or getattr(source, "fps", None) or DEFAULT_FPS
+        encode_h264(overlay_video(iter_frames(source), results, alpha=alpha), path, rate)
+    finally:
+        if source is not frames_source:  # opened here: its decoder is closed now, not by the garbage collector
+            source.close()
     return path
 
 

@@ -24,6 +24,7 @@ from PIL import Image
 
 from sam2_pipelines import testing
 from sam2_pipelines.demo.app import MODES, DemoModels, add_click, automatic_masks, build_demo, segment_overlay, text_instances
+from sam2_pipelines.core.masks import decode_rle
 from sam2_pipelines.core.masks import decode_rle as _decode_rle
 from sam2_pipelines.io.visualize import color_for
 
@@ -147,7 +148,7 @@ def test_video_work_clicks_propagates_corrects_removes_and_exports(tiny_video_mo
 
     video = testing.synthetic_video(tmp_path / "clip.mp4")
     models = DemoModels(tiny_video_model_dir)
-    work = models.videos.open(str(video))
+    work = models.visitors.open_video("visitor", str(video))
     assert work.num_frames == 8 and work.object_ids == []
     with pytest.raises(ValueError, match="click at least one object"):
         work.propagate()
@@ -225,11 +226,11 @@ def test_video_work_tracks_text_with_a_sam3_video_model(tiny_sam3_model_dir, tin
     object with its concept, and refuses clicks."""
     import gradio as gr
 
-    from sam2_pipelines.demo.app import track_text, video_summary
+    from sam2_pipelines.demo.video_tab import track_text, video_summary
 
     video = str(testing.synthetic_video(tmp_path / "clip.mp4"))
     models = DemoModels(tiny_sam3_model_dir, video_model=tiny_sam3_video_model_dir)
-    work = models.videos.open(video)
+    work = models.visitors.open_video("visitor", video)
     assert work.tracks_text and work.object_ids == []
     with pytest.raises(ValueError, match="tracks what a text names"):
         work.click(0, 1, 10, 10)
@@ -274,9 +275,14 @@ def _free_port() -> int:
 
 
 def _serve(model: str, video_model: str, log: Path):
-    """Start the demo app on a free port with these models; yield its URL once it answers, then stop it."""
+    """Start the demo app on a free port with these models; yield its URL once it answers, then stop it.
+
+    The app's temporary folder (``TMPDIR``) is ``tmp`` next to ``log``, where tests can count what it leaves."""
     port = _free_port()
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    temp = log.parent / "tmp"
+    temp.mkdir(exist_ok=True)
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TMPDIR=str(temp), GRADIO_HEARTBEAT_INTERVAL="2",
+               PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     command = [sys.executable, "-m", "sam2_pipelines.demo.app", "--model", model, "--video-model", video_model,
                "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
     with open(log, "w") as handle:
@@ -328,8 +334,14 @@ def _browse(browser, url: str):
 
 
 @pytest.fixture(scope="module")
-def app_url(tiny_image_model_dir, tiny_video_model_dir, tmp_path_factory):
-    yield from _serve(tiny_image_model_dir, tiny_video_model_dir, tmp_path_factory.mktemp("demo") / "app.log")
+def app_folder(tmp_path_factory) -> Path:
+    """The app's log and its temporary folder (``tmp``)."""
+    return tmp_path_factory.mktemp("demo")
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_image_model_dir, tiny_video_model_dir, app_folder):
+    yield from _serve(tiny_image_model_dir, tiny_video_model_dir, app_folder / "app.log")
 
 
 @pytest.fixture(scope="module")
@@ -607,3 +619,78 @@ def test_browser_text_prompts_on_an_image_and_a_video(text_page, tiny_sam3_model
     for frame, want in zip(exported["frames"], expected, strict=True):
         assert frame["frame_idx"] == want["frame_idx"] and frame["object_ids"] == want["object_ids"]
         assert [_decode_rle(m).tolist() for m in frame["masks"]] == [_decode_rle(m).tolist() for m in want["masks"]]
+
+
+def _visitor(browser, url: str, video: Path):
+    """A new visitor (a browser context of its own: its own Gradio session) who uploads ``video`` in the video tab."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Video tracking").click()
+    page.locator("#video-input input[type=file]").set_input_files(str(video))
+    page.locator("#video-frame img").wait_for(state="visible")
+    _wait_text(page, "video-status", "v.startsWith('8 frames')")
+    return context, page
+
+
+@pytest.mark.slow
+def test_browser_visitors_have_their_own_sessions(browser, app_url, app_folder, tiny_video_model_dir, tmp_path):
+    """Two visitors upload the same video (one path on the server) and click different places: each export holds
+    that visitor's click and mask only. Three more visitors upload: the demo keeps 4 video sessions, so the first
+    visitor, the least recently used, reads that their session expired, and the second still works. Visitors who
+    close their tab have their files deleted."""
+    from sam2_pipelines.demo.state import rle_result
+    from sam2_pipelines.demo.visitors import FOLDER_PREFIX, expired_by_others
+
+    video = testing.synthetic_video(tmp_path / "clip.mp4")
+    temp = app_folder / "tmp"
+    before = sorted(p.name for p in temp.glob(FOLDER_PREFIX + "*"))  # other tests' visitor, still on its page
+    contexts = []
+    try:
+        for _ in range(2):
+            contexts.append(_visitor(browser, app_url, video))
+        (_, a), (_, b) = contexts
+        _click_frame(a, 0.1, 0.5)
+        _click_frame(b, 0.7, 0.2)
+        tracker = DemoModels(tiny_video_model_dir).tracker()
+        exported = {}
+        for name, page in (("a", a), ("b", b)):
+            _wait_text(page, "video-objects", "v === '1'")
+            page.locator("#video-export-coco").click()
+            exported[name] = json.loads(_download(page, tmp_path, f"{name}.json").read_text())
+            clicks = json.loads(_text(page, "video-clicks"))
+            assert exported[name]["clicks"] == clicks and len(clicks) == 1
+            with tracker.session(str(video)) as session:  # the visitor's click alone, on a plain session
+                result = session.add_points(0, 1, [clicks[0]["point"]], [1])
+            want = rle_result(0, result["object_ids"], result["masks"], result["scores"])
+            (frame,) = exported[name]["frames"]
+            assert frame["object_ids"] == [1] and decode_rle(frame["masks"][0]).tolist() == decode_rle(want["masks"][0]).tolist()
+        assert exported["a"]["clicks"] != exported["b"]["clicks"] and exported["a"]["frames"] != exported["b"]["frames"]
+        assert len(list(temp.glob(FOLDER_PREFIX + "*"))) == len(before) + 2  # one output folder per visitor
+
+        for _ in range(3):  # three more visitors: five for four sessions
+            contexts.append(_visitor(browser, app_url, video))
+        frame = a.locator("#video-frame img")
+        box = frame.bounding_box()
+        frame.click(position={"x": box["width"] * 0.5, "y": box["height"] * 0.5})
+        a.get_by_text(expired_by_others(4)).first.wait_for(state="visible")
+        assert json.loads(_text(a, "video-clicks")) == exported["a"]["clicks"]  # nothing of another visitor's shown
+        _click_frame(b, 0.3, 0.3)
+        assert len(json.loads(_wait_text(b, "video-clicks", "JSON.parse(v || '[]').length === 2"))) == 2
+
+        # A file that is not a video: the visitor reads why, not a bare "Error".
+        notes = tmp_path / "notes.mp4"
+        notes.write_text("not a video")
+        (_, c) = contexts[2]
+        c.locator("#video-input button[aria-label='Clear']").first.click()
+        c.locator("#video-input input[type=file]").set_input_files(str(notes))
+        c.get_by_text("as a video").first.wait_for(state="visible")
+    finally:
+        for context, _ in contexts:
+            context.close()
+    # Gradio reports the closed tabs gone: their video sessions are closed and their folders deleted.
+    deadline = time.monotonic() + 60
+    while sorted(p.name for p in temp.glob(FOLDER_PREFIX + "*")) != before:
+        assert time.monotonic() < deadline, f"left behind: {sorted(p.name for p in temp.glob(FOLDER_PREFIX + '*'))} (before: {before})"
+        time.sleep(0.5)

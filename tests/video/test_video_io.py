@@ -223,3 +223,34 @@ def test_overlay_video_is_a_real_mp4(tmp_path):
     odd = video_io.write_overlay_video(np.full((2, 21, 31, 3), 90, np.uint8), [], tmp_path / "odd.mp4")
     reread = video_io.open_video(odd)
     assert (reread.height, reread.width, reread.fps) == (22, 32, video_io.DEFAULT_FPS)
+
+
+def _threads() -> int:
+    """Native threads of this process (a decoder's threads included, which Python's threading does not list)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads in /proc/self/status")
+
+
+def test_closing_a_video_ends_its_decoder_threads_now(tmp_path):
+    """close() frees the decoder (its threads end) at once, not when the garbage collector runs; iter_frames and
+    write_overlay_video close the videos they open."""
+    import gc
+
+    path = testing.synthetic_video(tmp_path / "clip.mp4")
+    video_io.write_overlay_video(path, [], tmp_path / "warm-up.mp4")  # what a first decode and encode start once
+    gc.disable()  # what is freed must be freed by close()
+    try:
+        before = _threads()
+        source = video_io.open_video(path)
+        assert source[5].shape == (96, 128, 3) and _threads() > before, "the decoder started no thread: nothing to see end"
+        source.close()
+        source.close()  # twice is fine
+        assert _threads() == before
+        for index in range(3):
+            video_io.write_overlay_video(path, [], tmp_path / f"{index}.mp4")
+            assert len(list(video_io.iter_frames(str(path)))) == 8
+        assert _threads() == before
+    finally:
+        gc.enable()
