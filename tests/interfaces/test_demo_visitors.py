@@ -277,3 +277,55 @@ def test_soak_several_clients_leave_threads_files_and_memory_flat(tiny_image_mod
         assert measured["files after leaving"] == 0 and 0 < measured["files while working"] <= 3 * len(clients)
         assert measured["objects"] - warm["objects"] < 5000
     assert rounds[-1]["rss_mb"] <= max(r["rss_mb"] for r in rounds[:2]) + 64
+
+
+def test_generated_visitor_flows(models, video, temp_root):
+    """Generated interleavings of six visitors' uploads, clicks, propagations, exports and departures (hypothesis,
+    fixed seed): a visitor's export holds exactly their own clicks since their latest upload, or the visitor reads
+    why not (upload first, click first, session expired); at most the kept sessions are open; once everyone has
+    left, no demo file is left behind."""
+    import gradio as gr
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import strategies as st
+
+    actions = st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from(["upload", "click", "click", "propagate", "export", "leave"]), st.integers(0, 7)),
+        min_size=4, max_size=12,
+    )
+    known = {UPLOAD_FIRST, expired_by_others(KEEP_VIDEOS)}
+
+    @settings(max_examples=40, derandomize=True, deadline=None, phases=(Phase.explicit, Phase.generate), suppress_health_check=list(HealthCheck))
+    @given(steps=actions)
+    def flows(steps):
+        clicks: dict[str, list] = {}  # visitor -> clicks since their latest upload (None: expired or none yet)
+        try:
+            for who, action, frame in steps:
+                visitor = f"fuzz{who}"
+                try:
+                    if action == "upload":
+                        video_tab.upload_video(models, visitor, video)
+                        clicks[visitor] = []
+                    elif action == "click":
+                        x, y = 10.0 + 9 * frame, 20.0 + 5 * frame
+                        video_tab.click_frame(models, visitor, frame, 1, MODES[0], x, y)
+                        clicks[visitor].append((frame, [x, y]))
+                    elif action == "propagate":
+                        video_tab.propagate(models, visitor, "both", frame)
+                    elif action == "export":
+                        document = json.loads(Path(video_tab.export(models, visitor, "coco")).read_text())
+                        assert [(c["frame"], c["point"]) for c in document["clicks"]] == clicks[visitor]
+                    else:
+                        models.visitors.leave(visitor)
+                        clicks.pop(visitor, None)
+                except gr.Error as error:
+                    message = error.message
+                    assert message in known or message.startswith(("Nothing to export yet", "Click at least", "click at least")), message
+                    if message == expired_by_others(KEEP_VIDEOS):
+                        clicks.pop(visitor, None)
+                assert models.visitors.open_videos <= KEEP_VIDEOS
+        finally:
+            for who in range(6):
+                models.visitors.leave(f"fuzz{who}")
+        assert demo_files(temp_root) == []
+
+    flows()
