@@ -21,6 +21,7 @@ import math
 import os
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -388,7 +389,12 @@ def palette_values(results: list[dict]) -> dict[int, int] | None:
 
     Otherwise the ids, sorted, get the values 1, 2, 3, ... (at most 255 objects fit in a palette PNG).
     """
-    ids = sorted({int(i) for result in results for i in result["object_ids"]})
+    return palette_values_of({int(i) for result in results for i in result["object_ids"]})
+
+
+def palette_values_of(ids) -> dict[int, int] | None:
+    """:func:`palette_values` for a set of object ids (every id of the video)."""
+    ids = sorted(ids)
     if not ids or (ids[0] >= 1 and ids[-1] <= 255):
         return None
     if len(ids) > 255:
@@ -396,7 +402,8 @@ def palette_values(results: list[dict]) -> dict[int, int] | None:
     return {obj_id: value for value, obj_id in enumerate(ids, start=1)}
 
 
-def _save_palette_png(labels: np.ndarray, path: Path) -> None:
+def save_palette_png(labels: np.ndarray, path: str | os.PathLike) -> None:
+    """Save an ``(H, W)`` uint8 map of pixel values as an indexed PNG with the DAVIS / PASCAL VOC palette."""
     from PIL import Image
 
     image = Image.fromarray(labels, mode="P")
@@ -440,11 +447,11 @@ def write_palette_pngs(results: Iterable[dict], out_dir: str | os.PathLike, per_
                 folder = out_dir / str(int(obj_id))
                 folder.mkdir(exist_ok=True)
                 path = folder / f"{frame_idx:05d}.png"
-                _save_palette_png(single, path)
+                save_palette_png(single, path)
                 written.append(path)
         else:
             path = out_dir / f"{frame_idx:05d}.png"
-            _save_palette_png(label_map(result, size, values), path)
+            save_palette_png(label_map(result, size, values), path)
             written.append(path)
     return written
 
@@ -454,8 +461,9 @@ def write_overlay_video(frames_source, results: Iterable[dict], path: str | os.P
 
     Args:
         frames_source: the video the results belong to (anything :func:`open_video` accepts, or a stream).
-        results: per-frame results, matched to frames by ``frame_idx``; frames without a result are written
-            unchanged.
+        results: per-frame results, matched to frames by ``frame_idx``, or a mapping ``frame index -> result``
+            (each read when its frame is encoded, so results kept on disk need not be loaded together); frames
+            without a result are written unchanged.
         path: output file (``.mp4``).
         fps: frame rate; defaults to the source's frame rate, else ``DEFAULT_FPS``.
         alpha: opacity of the mask colours.
@@ -467,7 +475,7 @@ def write_overlay_video(frames_source, results: Iterable[dict], path: str | os.P
         raise ValueError(f"fps must be None (the source's frame rate) or a positive number of frames per second, got {fps!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    results = list(results)
+    results = results if isinstance(results, Mapping) else list(results)
     source = frames_source if is_stream(frames_source) else open_video(frames_source)
     rate = fps or getattr(source, "fps", None) or DEFAULT_FPS
     encode_h264(overlay_video(iter_frames(source), results, alpha=alpha), path, rate)
