@@ -30,6 +30,7 @@ import numpy as np
 
 from sam2_pipelines.core.images import pil_to_rgb, read_image_file
 from sam2_pipelines.core.masks import decode_rle
+from sam2_pipelines.io.orientation import display_transform, frame_display_matrix, to_display
 from sam2_pipelines.io.visualize import overlay_video, palette
 
 #: File extensions read from a folder of frames (case-insensitive).
@@ -137,6 +138,13 @@ class VideoFileSource(FrameSource):
     ``i`` is then decoded on demand: sequential reads continue the running decoder, other reads seek to the
     keyframe before the frame and decode forward. The last ``cache_size`` decoded frames are kept, so
     reading backwards costs one keyframe interval of decoding per ``cache_size`` frames.
+
+    Frames come as players show them: the container's display matrix (a phone's portrait video is stored
+    landscape, tagged "rotate 90"; quarter turns and mirrorings) is applied to the pixels, so ``height``,
+    ``width``, click coordinates and everything written from the frames are the displayed video's
+    (:mod:`sam2_pipelines.io.orientation`). ``rotation`` is the display rotation in degrees, counter-clockwise as
+    PyAV's ``VideoFrame.rotation`` reports it (-90 for a phone's "rotate 90"); a rotation that is not a multiple
+    of 90 degrees is a ValueError on opening.
     """
 
     def __init__(self, path: str | os.PathLike, cache_size: int = 8):
@@ -179,6 +187,8 @@ class VideoFileSource(FrameSource):
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else None
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.rotation = None  # display rotation (degrees, counter-clockwise), read from the first decoded frame
+        self._transform = None  # how stored frames become displayed ones (orientation.display_transform)
         self._decoder = None  # running iterator of (index, av.VideoFrame)
         self._next_index = None  # index the running decoder yields next (None: unknown)
         try:
@@ -210,6 +220,13 @@ class VideoFileSource(FrameSource):
         except av.FFmpegError as error:
             raise ValueError(f"could not decode {self.path!r}: {error}") from None
 
+    def _pixels(self, frame) -> np.ndarray:
+        """One decoded ``av.VideoFrame`` as RGB, turned as players show it."""
+        if self._transform is None:
+            self._transform = display_transform(frame_display_matrix(frame), where=f"video {self.path!r}")
+            self.rotation = getattr(frame, "rotation", 0) or 0
+        return to_display(frame.to_ndarray(format="rgb24"), self._transform)
+
     def _read(self, index: int) -> np.ndarray:
         if index in self._cache:
             self._cache.move_to_end(index)
@@ -221,7 +238,7 @@ class VideoFileSource(FrameSource):
         for decoded_index, frame in self._decoder:
             self._next_index = decoded_index + 1
             if decoded_index >= first_kept and decoded_index not in self._cache:
-                self._remember(decoded_index, frame.to_ndarray(format="rgb24"))
+                self._remember(decoded_index, self._pixels(frame))
             if decoded_index >= index:
                 break
         else:
@@ -482,12 +499,15 @@ def write_overlay_video(frames_source, results: Iterable[dict], path: str | os.P
     return path
 
 
-def encode_h264(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 30, *, lossless: bool = False, options: dict | None = None) -> int:
+def encode_h264(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 30, *, lossless: bool = False, options: dict | None = None, rotation: int = 0, mirror: tuple[bool, bool] = (False, False)) -> int:
     """Encode ``(H, W, 3)`` uint8 RGB frames as an H.264 mp4, one at a time (an iterator is never held whole).
 
     The usual lossy ``yuv420p`` (odd sizes padded by one edge pixel, which it needs), or ``lossless`` RGB
-    (``libx264rgb``, ``qp`` 0). ``options`` are the encoder's (e.g. ``{"crf": "10", "g": "5"}``). Returns the number
-    of frames written; no frames is a ``ValueError``.
+    (``libx264rgb``, ``qp`` 0). ``options`` are the encoder's (e.g. ``{"crf": "10", "g": "5"}``). ``rotation``
+    (degrees, counter-clockwise, as :attr:`VideoFileSource.rotation` reads it back) is written to the container's
+    display matrix: players, and :func:`open_video`, show the frames turned by it (a phone's portrait video is
+    landscape frames with rotation -90), then mirrored by ``mirror`` ``(horizontally, vertically)``. Returns the
+    number of frames written; no frames is a ``ValueError``.
     """
     import av
 
@@ -507,6 +527,8 @@ def encode_h264(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
                     stream = container.add_stream("libx264", rate=rate, options=dict(options or {}))
                     stream.pix_fmt = "yuv420p"
                 stream.width, stream.height = frame.shape[1], frame.shape[0]
+                if rotation or any(mirror):
+                    stream.set_display_rotation(rotation, hflip=mirror[0], vflip=mirror[1])
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
             written += 1
