@@ -287,6 +287,33 @@ def test_track_leaves_no_partial_outputs(tiny_video_model_dir, video_path, tmp_p
     assert after == before and sorted(p.name for p in out.iterdir()) == ["masks", "overlay.mp4", "tracks.json"]
 
 
+def test_an_interrupted_track_leaves_no_partial_outputs(tiny_video_model_dir, video_path, tmp_path, monkeypatch):
+    """Ctrl-C half-way through the frames (outputs of 3 frames already written in the staging folder): the earlier
+    run's outputs stay as they were, the staging folder is gone, and an --out the run made is removed again."""
+    from sam2_pipelines.io.track_outputs import TrackOutputs
+
+    out = tmp_path / "out"
+    command = ["track", video_path, "--point", "16,48", "--out", str(out), "--model", tiny_video_model_dir, *CPU]
+    assert cli.main(command) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    add = TrackOutputs.add
+
+    def interrupted(self, result):
+        if result["frame_idx"] == 3:
+            raise KeyboardInterrupt
+        add(self, result)
+
+    monkeypatch.setattr(TrackOutputs, "add", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main([*command[:2], "--point", "30,40", *command[4:]])
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in out.iterdir()) == ["masks", "overlay.mp4", "tracks.json"]
+    fresh = tmp_path / "fresh"
+    with pytest.raises(KeyboardInterrupt):
+        cli.main([*command[:5], str(fresh), *command[6:]])
+    assert not fresh.exists()
+
+
 def test_track_refuses_a_folder_where_it_writes_a_file(tiny_video_model_dir, video_path, tmp_path, capsys):
     out = tmp_path / "out"
     (out / "tracks.json").mkdir(parents=True)
