@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sam2_pipelines.io.exports import frame_record, json_ready
+from sam2_pipelines.io.exports import json_ready
 from sam2_pipelines.launch import CommandError, ModelNotFoundError, UsageError, load_pipeline, model_not_found_message  # noqa: F401
 from sam2_pipelines.models.loading import DEFAULT_MODEL
 from sam2_pipelines.image.options import AMG_DEFAULTS, TextOptions
@@ -416,8 +416,14 @@ TRACK_OUTPUTS = ("masks", "overlay.mp4", "tracks.json")
 
 
 def track(args) -> int:
-    """Run ``track``: palette PNGs, ``overlay.mp4`` and ``tracks.json`` in ``args.out``."""
+    """Run ``track``: palette PNGs, ``overlay.mp4`` and ``tracks.json`` in ``args.out``.
+
+    Each frame's outputs are written as soon as the tracker gives its result (memory stays flat in the video's
+    length), into a staging folder inside ``--out``; they replace the outputs of an earlier run only once all
+    are written, and a failure or an interrupt leaves none behind.
+    """
     from sam2_pipelines.io import video as video_io
+    from sam2_pipelines.io.track_outputs import TrackOutputs
 
     tokens = getattr(args, "prompt_tokens", None) or []
     try:
@@ -439,36 +445,40 @@ def track(args) -> int:
             raise UsageError(f"{args.out / name} is a folder; track writes a file there (move it or pick another --out)")
     tracker = load_pipeline("video-object-tracking", args.model, args.device, args.dtype, args.progress)
     video = video_io.open_video(args.video)
+    results, staging, created = None, None, not args.out.exists()
     try:
-        results = tracker(
+        results = tracker(  # a generator: arguments and prompts are checked now, frames tracked as it is read
             video,
             prompts=prompts,
             direction=args.direction,
             start_frame=args.start_frame,
             max_frames=args.max_frames,
             progress=args.progress,
+            stream=True,
             **({} if args.frame_resize is None else {"frame_resize": args.frame_resize}),
         )
-    except BaseException:
-        video.close()
-        raise
-    frames = [frame_record(result) for result in results]
-    document = {"video": str(args.video), "model": args.model, "prompts": prompts, "frames": frames}
-    args.out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".track-partial-", dir=args.out))  # nothing final until all is written
-    try:
-        video_io.write_palette_pngs(results, staging / "masks")
-        video_io.write_overlay_video(video, results, staging / "overlay.mp4", fps=args.fps)
-        (staging / "tracks.json").write_text(json.dumps(json_ready(document)))
+        args.out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".track-partial-", dir=args.out))  # nothing final until all is written
+        ids: set[int] = set()
+        with TrackOutputs(staging, {"video": str(args.video), "model": args.model, "prompts": prompts}, (video.height, video.width)) as outputs:
+            for result in results:
+                outputs.add(result)
+                ids.update(int(i) for i in result["object_ids"])
+            count = outputs.finish(video, fps=args.fps)
         for name in TRACK_OUTPUTS:  # replace the outputs of an earlier run into the same folder
             target = args.out / name
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             os.replace(staging / name, target)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if results is not None:
+            results.close()  # the tracking session, also when writing failed half-way
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if created and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()  # a failed run leaves no empty --out it made
         video.close()
-    print(f"{args.video}: {len(frames)} frames, objects {sorted({i for f in frames for i in f['object_ids']})} -> {args.out}")
+    print(f"{args.video}: {count} frames, objects {sorted(ids)} -> {args.out}")
     return 0
 
 

@@ -335,18 +335,21 @@ def synthetic_frames(num_frames: int = 8, height: int = 96, width: int = 128, se
     return frames
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 10) -> Path:
-    """Encode ``(T, H, W, 3)`` uint8 frames into an H.264 mp4 with PyAV (even sizes are required)."""
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 10, rotation: int = 0, mirror: tuple[bool, bool] = (False, False)) -> Path:
+    """Encode ``(T, H, W, 3)`` uint8 frames into an H.264 mp4 with PyAV (even sizes are required); ``rotation`` and
+    ``mirror``: the container's display rotation (counter-clockwise degrees; -90 is a phone's portrait video) and
+    mirroring after it (horizontal, vertical)."""
     from sam2_pipelines.io.video import encode_h264
 
     path = Path(path)
-    encode_h264(np.asarray(frames, dtype=np.uint8), path, fps, options={"crf": "10"})
+    encode_h264(np.asarray(frames, dtype=np.uint8), path, fps, options={"crf": "10"}, rotation=rotation, mirror=mirror)
     return path
 
 
-def synthetic_video(path: str | os.PathLike, num_frames: int = 8, height: int = 96, width: int = 128, fps: int = 10) -> Path:
-    """Write :func:`synthetic_frames` to ``path`` as an mp4 and return the path."""
-    return write_video(path, synthetic_frames(num_frames, height, width), fps=fps)
+def synthetic_video(path: str | os.PathLike, num_frames: int = 8, height: int = 96, width: int = 128, fps: int = 10, rotation: int = 0, mirror: tuple[bool, bool] = (False, False)) -> Path:
+    """Write :func:`synthetic_frames` to ``path`` as an mp4 (stored ``height`` x ``width``, shown turned by
+    ``rotation`` and mirrored by ``mirror``) and return the path."""
+    return write_video(path, synthetic_frames(num_frames, height, width), fps=fps, rotation=rotation, mirror=mirror)
 
 
 def save_tiny_video_model(

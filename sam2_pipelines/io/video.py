@@ -21,6 +21,7 @@ import math
 import os
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -29,6 +30,7 @@ import numpy as np
 
 from sam2_pipelines.core.images import pil_to_rgb, read_image_file
 from sam2_pipelines.core.masks import decode_rle
+from sam2_pipelines.io.orientation import display_transform, frame_display_matrix, to_display
 from sam2_pipelines.io.visualize import overlay_video, palette
 
 #: File extensions read from a folder of frames (case-insensitive).
@@ -145,6 +147,13 @@ class VideoFileSource(FrameSource):
     ``i`` is then decoded on demand: sequential reads continue the running decoder, other reads seek to the
     keyframe before the frame and decode forward. The last ``cache_size`` decoded frames are kept, so
     reading backwards costs one keyframe interval of decoding per ``cache_size`` frames.
+
+    Frames come as players show them: the container's display matrix (a phone's portrait video is stored
+    landscape, tagged "rotate 90"; quarter turns and mirrorings) is applied to the pixels, so ``height``,
+    ``width``, click coordinates and everything written from the frames are the displayed video's
+    (:mod:`sam2_pipelines.io.orientation`). ``rotation`` is the display rotation in degrees, counter-clockwise as
+    PyAV's ``VideoFrame.rotation`` reports it (-90 for a phone's "rotate 90"); a rotation that is not a multiple
+    of 90 degrees is a ValueError on opening.
     """
 
     def __init__(self, path: str | os.PathLike, cache_size: int = DECODED_FRAMES_KEPT):
@@ -187,6 +196,8 @@ class VideoFileSource(FrameSource):
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else None
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.rotation = None  # display rotation (degrees, counter-clockwise), read from the first decoded frame
+        self._transform = None  # how stored frames become displayed ones (orientation.display_transform)
         self._decoder = None  # running iterator of (index, av.VideoFrame)
         self._next_index = None  # index the running decoder yields next (None: unknown)
         try:
@@ -222,6 +233,13 @@ class VideoFileSource(FrameSource):
         except av.FFmpegError as error:
             raise ValueError(f"could not decode {self.path!r}: {error}") from None
 
+    def _pixels(self, frame) -> np.ndarray:
+        """One decoded ``av.VideoFrame`` as RGB, turned as players show it."""
+        if self._transform is None:
+            self._transform = display_transform(frame_display_matrix(frame), where=f"video {self.path!r}")
+            self.rotation = getattr(frame, "rotation", 0) or 0
+        return to_display(frame.to_ndarray(format="rgb24"), self._transform)
+
     def _read(self, index: int) -> np.ndarray:
         if index in self._cache:
             self._cache.move_to_end(index)
@@ -233,7 +251,7 @@ class VideoFileSource(FrameSource):
         for decoded_index, frame in self._decoder:
             self._next_index = decoded_index + 1
             if decoded_index >= first_kept and decoded_index not in self._cache:
-                self._remember(decoded_index, frame.to_ndarray(format="rgb24"))
+                self._remember(decoded_index, self._pixels(frame))
             if decoded_index >= index:
                 break
         else:
@@ -411,7 +429,12 @@ def palette_values(results: list[dict]) -> dict[int, int] | None:
 
     Otherwise the ids, sorted, get the values 1, 2, 3, ... (at most 255 objects fit in a palette PNG).
     """
-    ids = sorted({int(i) for result in results for i in result["object_ids"]})
+    return palette_values_of({int(i) for result in results for i in result["object_ids"]})
+
+
+def palette_values_of(ids) -> dict[int, int] | None:
+    """:func:`palette_values` for a set of object ids (every id of the video)."""
+    ids = sorted(ids)
     if not ids or (ids[0] >= 1 and ids[-1] <= 255):
         return None
     if len(ids) > 255:
@@ -419,7 +442,8 @@ def palette_values(results: list[dict]) -> dict[int, int] | None:
     return {obj_id: value for value, obj_id in enumerate(ids, start=1)}
 
 
-def _save_palette_png(labels: np.ndarray, path: Path) -> None:
+def save_palette_png(labels: np.ndarray, path: str | os.PathLike) -> None:
+    """Save an ``(H, W)`` uint8 map of pixel values as an indexed PNG with the DAVIS / PASCAL VOC palette."""
     from PIL import Image
 
     image = Image.fromarray(labels, mode="P")
@@ -463,11 +487,11 @@ def write_palette_pngs(results: Iterable[dict], out_dir: str | os.PathLike, per_
                 folder = out_dir / str(int(obj_id))
                 folder.mkdir(exist_ok=True)
                 path = folder / f"{frame_idx:05d}.png"
-                _save_palette_png(single, path)
+                save_palette_png(single, path)
                 written.append(path)
         else:
             path = out_dir / f"{frame_idx:05d}.png"
-            _save_palette_png(label_map(result, size, values), path)
+            save_palette_png(label_map(result, size, values), path)
             written.append(path)
     return written
 
@@ -477,8 +501,9 @@ def write_overlay_video(frames_source, results: Iterable[dict], path: str | os.P
 
     Args:
         frames_source: the video the results belong to (anything :func:`open_video` accepts, or a stream).
-        results: per-frame results, matched to frames by ``frame_idx``; frames without a result are written
-            unchanged.
+        results: per-frame results, matched to frames by ``frame_idx``, or a mapping ``frame index -> result``
+            (each read when its frame is encoded, so results kept on disk need not be loaded together); frames
+            without a result are written unchanged.
         path: output file (``.mp4``).
         fps: frame rate; defaults to the source's frame rate, else ``DEFAULT_FPS``.
         alpha: opacity of the mask colours.
@@ -490,7 +515,7 @@ def write_overlay_video(frames_source, results: Iterable[dict], path: str | os.P
         raise ValueError(f"fps must be None (the source's frame rate) or a positive number of frames per second, got {fps!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    results = list(results)
+    results = results if isinstance(results, Mapping) else list(results)
     source = frames_source if is_stream(frames_source) else open_video(frames_source)
     try:
         rate = fps or getattr(source, "fps", None) or DEFAULT_FPS
@@ -501,12 +526,15 @@ def write_overlay_video(frames_source, results: Iterable[dict], path: str | os.P
     return path
 
 
-def encode_h264(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 30, *, lossless: bool = False, options: dict | None = None) -> int:
+def encode_h264(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 30, *, lossless: bool = False, options: dict | None = None, rotation: int = 0, mirror: tuple[bool, bool] = (False, False)) -> int:
     """Encode ``(H, W, 3)`` uint8 RGB frames as an H.264 mp4, one at a time (an iterator is never held whole).
 
     The usual lossy ``yuv420p`` (odd sizes padded by one edge pixel, which it needs), or ``lossless`` RGB
-    (``libx264rgb``, ``qp`` 0). ``options`` are the encoder's (e.g. ``{"crf": "10", "g": "5"}``). Returns the number
-    of frames written; no frames is a ``ValueError``.
+    (``libx264rgb``, ``qp`` 0). ``options`` are the encoder's (e.g. ``{"crf": "10", "g": "5"}``). ``rotation``
+    (degrees, counter-clockwise, as :attr:`VideoFileSource.rotation` reads it back) is written to the container's
+    display matrix: players, and :func:`open_video`, show the frames turned by it (a phone's portrait video is
+    landscape frames with rotation -90), then mirrored by ``mirror`` ``(horizontally, vertically)``. Returns the
+    number of frames written; no frames is a ``ValueError``.
     """
     import av
 
@@ -526,6 +554,8 @@ def encode_h264(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
                     stream = container.add_stream("libx264", rate=rate, options=dict(options or {}))
                     stream.pix_fmt = "yuv420p"
                 stream.width, stream.height = frame.shape[1], frame.shape[0]
+                if rotation or any(mirror):
+                    stream.set_display_rotation(rotation, hflip=mirror[0], vflip=mirror[1])
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
             written += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from sam2_pipelines.core.masks import decode_rle
@@ -206,10 +208,11 @@ def overlay_frame(frame, result: dict, alpha: float = 0.5, outline: bool = True,
 def overlay_video(frames, results, alpha: float = 0.5, outline: bool = True, labels: bool = True):
     """Yield overlaid frames for a video: ``frames`` (iterable of RGB frames) and per-frame ``results``.
 
-    Results are matched to frames by ``frame_idx``; frames without a result are yielded unchanged.
+    Results are matched to frames by ``frame_idx`` (``results`` may also be a mapping ``frame index -> result``,
+    read frame by frame); frames without a result are yielded unchanged.
     The frames are consumed lazily, so long videos never sit in memory.
     """
-    by_frame = {int(result["frame_idx"]): result for result in results}
+    by_frame = results if isinstance(results, Mapping) else {int(result["frame_idx"]): result for result in results}
     for index, frame in enumerate(frames):
         result = by_frame.get(index)
         yield np.array(frame, dtype=np.uint8) if result is None else overlay_frame(frame, result, alpha, outline, labels)

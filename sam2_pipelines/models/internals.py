@@ -6,6 +6,9 @@ that only through private methods and attributes of the model and of its ``Sam2V
 use of them is a function here, so that a transformers release that changes them breaks this module alone,
 and ``tests/video/test_model_internals.py`` (run against the newest transformers too) says which name moved.
 
+It also replaces one module function of transformers' SAM 3 video model, ``mask_iou``, by a blockwise one with
+identical results (:func:`bound_pairwise_mask_iou`).
+
 Supported: the transformers versions in :data:`SUPPORTED_TRANSFORMERS` (pyproject states the same range).
 """
 
@@ -242,6 +245,35 @@ def text_video_session(count_frames, **kwargs):
             return count_frames()
 
     return LazyTextSession(video=None, **kwargs)
+
+
+def bound_pairwise_mask_iou() -> None:
+    """Make transformers' SAM 3 video model compute its pairwise mask IoUs in blocks of bounded size.
+
+    transformers' ``mask_iou`` (a module function of ``modeling_sam3_video``, used for detection-to-track matching,
+    detection NMS and overlap suppression) holds ``N * M * H * W`` booleans at once, so memory grows with the
+    square of the number of instances. It is replaced, in that module, by
+    :func:`~sam2_pipelines.kernels.pairwise_iou.blockwise_mask_iou`, whose results are identical. The change is
+    process-wide and idempotent; :func:`transformers_mask_iou` keeps transformers' own function.
+    """
+    from transformers.models.sam3_video import modeling_sam3_video as sam3_video
+
+    from sam2_pipelines.kernels.pairwise_iou import blockwise_mask_iou
+
+    if sam3_video.mask_iou is not blockwise_mask_iou:
+        _REPLACED.setdefault("mask_iou", sam3_video.mask_iou)
+        sam3_video.mask_iou = blockwise_mask_iou
+
+
+def transformers_mask_iou():
+    """transformers' own SAM 3 ``mask_iou`` (before :func:`bound_pairwise_mask_iou` replaced it)."""
+    from transformers.models.sam3_video import modeling_sam3_video as sam3_video
+
+    return _REPLACED.get("mask_iou", sam3_video.mask_iou)
+
+
+#: transformers' functions replaced here, by name.
+_REPLACED: dict = {}
 
 
 #: Keys of a stored tracker output that object pointers need (the rest is mask memory and masks).

@@ -10,6 +10,9 @@ streaming ``forward(frame=...)`` for a stream), while memory stays flat in video
   video up front);
 * per-frame outputs and metadata the model can no longer read are dropped after every frame
   (:func:`~sam2_pipelines.models.internals.forget_text_frames`); transformers' session keeps them all.
+
+Memory is also linear, not quadratic, in the number of instances: the model's pairwise mask IoUs are computed in
+blocks (:func:`~sam2_pipelines.models.internals.bound_pairwise_mask_iou`, identical results).
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class TextTrackingSession(SessionLifecycle):
         super().__init__()
         check_bool(prune_memory, "prune_memory")
         check_choice(frame_resize, "frame_resize", FRAME_RESIZES)
+        model_internals.bound_pairwise_mask_iou()  # pairwise IoUs in blocks: memory not quadratic in the instances
         self._model = model
         self._processor = processor
         self._device = torch.device(device) if device is not None else model.device

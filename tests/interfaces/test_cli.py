@@ -20,6 +20,7 @@ from sam2_pipelines.io.visualize import overlay_records
 
 ROOT = Path(__file__).resolve().parents[2]
 AMG = ["--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0"]
+CPU = ["--device", "cpu", "--no-progress"]
 
 
 def run_cli(*args, env=None):
@@ -286,6 +287,33 @@ def test_track_leaves_no_partial_outputs(tiny_video_model_dir, video_path, tmp_p
     assert after == before and sorted(p.name for p in out.iterdir()) == ["masks", "overlay.mp4", "tracks.json"]
 
 
+def test_an_interrupted_track_leaves_no_partial_outputs(tiny_video_model_dir, video_path, tmp_path, monkeypatch):
+    """Ctrl-C half-way through the frames (outputs of 3 frames already written in the staging folder): the earlier
+    run's outputs stay as they were, the staging folder is gone, and an --out the run made is removed again."""
+    from sam2_pipelines.io.track_outputs import TrackOutputs
+
+    out = tmp_path / "out"
+    command = ["track", video_path, "--point", "16,48", "--out", str(out), "--model", tiny_video_model_dir, *CPU]
+    assert cli.main(command) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    add = TrackOutputs.add
+
+    def interrupted(self, result):
+        if result["frame_idx"] == 3:
+            raise KeyboardInterrupt
+        add(self, result)
+
+    monkeypatch.setattr(TrackOutputs, "add", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main([*command[:2], "--point", "30,40", *command[4:]])
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in out.iterdir()) == ["masks", "overlay.mp4", "tracks.json"]
+    fresh = tmp_path / "fresh"
+    with pytest.raises(KeyboardInterrupt):
+        cli.main([*command[:5], str(fresh), *command[6:]])
+    assert not fresh.exists()
+
+
 def test_track_refuses_a_folder_where_it_writes_a_file(tiny_video_model_dir, video_path, tmp_path, capsys):
     out = tmp_path / "out"
     (out / "tracks.json").mkdir(parents=True)
@@ -339,3 +367,99 @@ def test_generate_masks_never_overwrites_files_it_did_not_write(tiny_image_model
     assert cli.main([*command[:3], str(out), *command[4:]]) == 0
     assert cli.main([*command[:3], str(out), *command[4:]]) == 0  # a rerun replaces its own outputs
     assert sorted(p.name for p in out.iterdir()) == ["scan.json", "scan_overlay.png"]
+
+
+def _whole_list_outputs(tracker, video_path, argv, model, folder):
+    """What ``track`` wrote before it streamed: the tracker's whole list of results, then the whole-list writers."""
+    from sam2_pipelines.io import video as video_io
+    from sam2_pipelines.io.exports import frame_record, json_ready
+
+    args = cli.build_parser().parse_args(argv)
+    prompts = cli.prompts_from_tokens(args.prompt_tokens)
+    results = tracker(video_path, prompts=prompts, direction=args.direction, start_frame=args.start_frame, max_frames=args.max_frames)
+    video_io.write_palette_pngs(results, folder / "masks")
+    video_io.write_overlay_video(video_path, results, folder / "overlay.mp4")
+    document = {"video": video_path, "model": model, "prompts": prompts, "frames": [frame_record(r) for r in results]}
+    (folder / "tracks.json").write_text(json.dumps(json_ready(document)))
+    return results
+
+
+@pytest.mark.parametrize("prompts", [
+    ["--obj", "1", "--point", "16,48", "--obj", "2", "--box", "60,30,90,60"],
+    ["--frame", "3", "--obj", "300", "--point", "40,30", "--obj", "0", "--point", "16,48", "--direction", "both", "--max-frames", "3"],
+], ids=["forward", "both-ids-beyond-the-palette"])
+def test_track_streams_the_files_the_whole_list_gave(tracker, tiny_video_model_dir, video_path, tmp_path, prompts):
+    """Streamed outputs equal, byte for byte, the files written from the whole list of results (out of frame
+    order with --direction both; ids 300 and 0, seen in that order, get the palette values of the sorted ids)."""
+    argv = ["track", video_path, *prompts, "--out", str(tmp_path / "streamed"), "--model", tiny_video_model_dir, *CPU]
+    assert cli.main(argv) == 0
+    results = _whole_list_outputs(tracker, video_path, argv, tiny_video_model_dir, tmp_path / "whole")
+    assert any(np.asarray(r["masks"]).any() for r in results)
+    files = {p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole").rglob("*") if p.is_file()}
+    assert {p.relative_to(tmp_path / "streamed") for p in (tmp_path / "streamed").rglob("*") if p.is_file()} == files
+    assert len([f for f in files if f.suffix == ".png"]) == len({r["frame_idx"] for r in results})
+    for name in sorted(files):
+        assert (tmp_path / "streamed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+
+def test_track_holds_the_masks_of_one_frame_at_a_time(tiny_video_model_dir, video_path, tmp_path, monkeypatch):
+    """``track`` writes each frame's outputs before the tracker makes the next frame's masks: when a frame's result
+    is made, no earlier frame's masks are alive (they were all held until the end before it streamed)."""
+    import weakref
+
+    load_pipeline, alive = cli.load_pipeline, []
+
+    def watched_pipeline(*args, **kwargs):
+        tracker = load_pipeline(*args, **kwargs)
+
+        def track(video, **options):
+            results, earlier = tracker(video, **options), []
+            if isinstance(results, list):  # every frame's masks exist at once
+                alive.append(len(results))
+                return results
+
+            def watched():
+                for result in results:
+                    alive.append(sum(ref() is not None for ref in earlier))
+                    earlier.append(weakref.ref(result["masks"]))
+                    yield result
+
+            return watched()
+
+        return track
+
+    monkeypatch.setattr(cli, "load_pipeline", watched_pipeline)
+    argv = ["track", video_path, "--obj", "1", "--point", "16,48", "--obj", "2", "--box", "60,30,90,60", "--out", str(tmp_path / "out")]
+    assert cli.main([*argv, "--model", tiny_video_model_dir, *CPU]) == 0
+    assert len(alive) == 8 and max(alive) <= 1, alive
+    assert len(list((tmp_path / "out" / "masks").glob("*.png"))) == 8
+
+
+MEMORY_SCRIPT = """
+import resource, sys
+from sam2_pipelines import cli
+video, out, model = sys.argv[1:4]
+argv = ["track", video, "--out", out, "--model", model, "--device", "cpu", "--no-progress"]
+for obj_id, point in enumerate(["30,40", "100,60", "200,50", "280,120", "60,200", "250,220"], start=1):
+    argv += ["--obj", str(obj_id), "--point", point]
+assert cli.main(argv) == 0
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.slow
+def test_track_peak_memory_is_flat_in_the_video_length(tiny_video_model_dir, tmp_path):
+    """Peak RSS of ``track`` (6 objects, 240x320) over 144 frames stays within 16 MB of 48 frames' (whole-list
+    writing held 0.46 MB of masks per frame: 44 MB more). Both runs are past the 40 frames x264 buffers."""
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", HF_HUB_OFFLINE="1")
+
+    def peak_kb(frames):
+        video = testing.synthetic_video(tmp_path / f"v{frames}.mp4", num_frames=frames, height=240, width=320)
+        done = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(video), str(tmp_path / f"out{frames}"), tiny_video_model_dir],
+                              capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        assert len(list((tmp_path / f"out{frames}" / "masks").glob("*.png"))) == frames
+        return int(done.stdout.split()[-1])
+
+    short, long = peak_kb(48), peak_kb(144)
+    assert long - short < 16 * 1024, (short, long)

@@ -135,3 +135,17 @@ def test_the_text_session_has_what_pruning_reads():
     obj_idx = state.obj_id_to_idx(7)
     assert set(state.output_dict_per_obj[obj_idx]) == {"cond_frame_outputs", "non_cond_frame_outputs"}
     assert state.num_frames == 0
+
+
+def test_the_sam3_video_module_has_the_mask_iou_it_replaces():
+    """bound_pairwise_mask_iou replaces ``mask_iou(pred_masks, gt_masks)``, a module function of transformers'
+    SAM 3 video model that the model calls by its module name: a release that renames, reshapes or inlines it fails
+    here (the replacement would silently not be used)."""
+    from transformers.models.sam3_video import modeling_sam3_video
+
+    theirs = model_internals.transformers_mask_iou()
+    assert theirs.__module__ == modeling_sam3_video.__name__
+    assert list(inspect.signature(theirs).parameters) == ["pred_masks", "gt_masks"]
+    source = inspect.getsource(modeling_sam3_video)
+    calls = source.count("mask_iou(") - source.count("def mask_iou(")
+    assert calls >= 3, "the model calls mask_iou (matching, NMS, overlap suppression) by its module name"

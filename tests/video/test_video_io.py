@@ -113,6 +113,46 @@ def test_video_over_http(long_video):
         server.shutdown()
 
 
+def _stored_frames(path):
+    """The frames as the file stores them (PyAV, no rotation applied) and the display rotation PyAV reads."""
+    import av
+
+    with av.open(str(path)) as container:
+        decoded = list(container.decode(video=0))
+        return np.stack([f.to_ndarray(format="rgb24") for f in decoded]), {f.rotation for f in decoded}
+
+
+@pytest.mark.parametrize("rotation, mirror", [
+    (0, (False, False)), (90, (False, False)), (180, (False, False)), (-90, (False, False)), (270, (False, False)),
+    (0, (True, False)), (0, (False, True)), (90, (False, True)), (-90, (True, False)),
+])
+def test_display_rotation_is_applied_as_players_do(tmp_path, rotation, mirror):
+    """A container rotation of ``rotation`` degrees (counter-clockwise, PyAV's reading of the display matrix), then a
+    mirroring (horizontal, vertical), shows the frames turned and mirrored that way: a phone's portrait clip
+    (-90, "rotate 90" clockwise) turns a quarter clockwise."""
+    path = testing.synthetic_video(tmp_path / "phone.mp4", num_frames=4, height=48, width=64, rotation=rotation, mirror=mirror)
+    stored, read_back = _stored_frames(path)
+    assert len(read_back) == 1, read_back
+    if not any(mirror):
+        assert (next(iter(read_back)) - rotation) % 360 == 0, f"PyAV reads {read_back} back"
+    expected = np.rot90(stored, rotation // 90, axes=(1, 2))
+    expected = expected[:, :, ::-1] if mirror[0] else expected
+    expected = expected[:, ::-1] if mirror[1] else expected
+    source = video_io.open_video(path)
+    assert (source.height, source.width) == expected.shape[1:3] == ((48, 64) if rotation % 180 == 0 else (64, 48))
+    for i in (3, 0, 2):
+        assert np.array_equal(source[i], expected[i]) and source[i].flags.c_contiguous
+    if rotation == -90 and not any(mirror):  # clockwise: the stored top-left corner is shown at the top right
+        assert np.array_equal(source[0][0, -1], stored[0][0, 0]) and np.array_equal(source[0][-1, -1], stored[0][0, -1])
+        assert source.rotation == -90
+
+
+def test_a_rotation_that_is_not_a_quarter_turn_is_refused(tmp_path):
+    path = testing.synthetic_video(tmp_path / "tilted.mp4", num_frames=2, height=48, width=64, rotation=45)
+    with pytest.raises(ValueError, match=r"display rotation of 45 degrees; only multiples of 90 degrees .* re-encode"):
+        video_io.open_video(path)
+
+
 def _write(path, data: bytes):
     path.write_bytes(data)
     return path
