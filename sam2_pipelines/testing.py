@@ -389,3 +389,58 @@ def save_tiny_video_model(
     model.save_pretrained(directory)
     processor.save_pretrained(directory)
     return directory
+
+
+class ModelFault:
+    """Inject a fault into a model for robustness tests: count the calls of its parts and raise ``error`` at the
+    ``when``-th (from 1), once.
+
+    Args:
+        model: any ``torch.nn.Module``.
+        when: the call that raises (``None``: only count).
+        error: the exception class raised (``KeyboardInterrupt``, ``MemoryError``, ...).
+        parts: names of the submodules whose calls count (default: every direct submodule).
+
+    ``calls`` counts the calls so far, ``fired`` says whether the fault was raised; :meth:`remove` takes the
+    hooks off.
+    """
+
+    def __init__(self, model, when: int | None = None, error: type[BaseException] = KeyboardInterrupt, parts: tuple[str, ...] | None = None):
+        self.calls, self.when, self.error, self.fired = 0, when, error, False
+        modules = [module for _, module in model.named_children()] if parts is None else [getattr(model, part) for part in parts]
+        self.handles = [module.register_forward_pre_hook(self._count) for module in modules]
+
+    def _count(self, module, args):
+        self.calls += 1
+        if self.calls == self.when and not self.fired:
+            self.fired = True
+            raise self.error("injected fault")
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def run_with_fault(model, steps, fault_step: int | None = None, when: int = 1, error: type[BaseException] = KeyboardInterrupt, parts: tuple[str, ...] | None = None) -> tuple[list, list[int]]:
+    """Run ``steps`` (callables returning lists of results) in order; step ``fault_step`` is first interrupted at
+    the ``when``-th call of the model's ``parts`` (:class:`ModelFault`) and then retried. Returns the results (of
+    the retried step, not the interrupted one) and the number of part calls of each step."""
+    results, calls = [], []
+    for index, step in enumerate(steps):
+        if index == fault_step:
+            fault = ModelFault(model, when, error, parts)
+            try:
+                step()
+            except error:
+                pass
+            finally:
+                fault.remove()
+            if not fault.fired:
+                raise ValueError(f"step {index} made {fault.calls} calls, fewer than when={when}")
+        counter = ModelFault(model, parts=parts)
+        try:
+            results += step()
+        finally:
+            counter.remove()
+        calls.append(counter.calls)
+    return results, calls

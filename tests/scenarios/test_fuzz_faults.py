@@ -33,45 +33,7 @@ VIDEO_FAMILIES = ("sam2", "edgetam", "sam3-tracker")
 IMAGE_FAMILIES = ("sam1", "sam-hq", "sam2", "edgetam", "sam3-tracker")
 
 
-class Fault:
-    """Count the calls of the model's direct submodules; raise ``error`` at the ``when``-th (from 1), once."""
-
-    def __init__(self, model, when: int | None = None, error=KeyboardInterrupt):
-        self.calls, self.when, self.error, self.fired = 0, when, error, False
-        self.handles = [module.register_forward_pre_hook(self.count) for _, module in model.named_children()]
-
-    def count(self, module, args):
-        self.calls += 1
-        if self.calls == self.when and not self.fired:
-            self.fired = True
-            raise self.error("injected fault")
-
-    def remove(self):
-        for handle in self.handles:
-            handle.remove()
-
-
-def run_steps(model, steps, fault_step: int | None = None, when: int = 1, error=KeyboardInterrupt):
-    """Run ``steps`` (callables returning lists of results); step ``fault_step`` is interrupted once at the
-    ``when``-th submodule call and retried. Returns the results and the submodule calls of each step."""
-    results, calls = [], []
-    for index, step in enumerate(steps):
-        if index == fault_step:
-            fault = Fault(model, when, error)
-            try:
-                step()
-            except error:
-                pass
-            finally:
-                fault.remove()
-            assert fault.fired, f"step {index} made {fault.calls} calls, fewer than {when}"
-        counter = Fault(model)
-        try:
-            results += step()
-        finally:
-            counter.remove()
-        calls.append(counter.calls)
-    return results, calls
+run_steps = testing.run_with_fault  # every direct submodule of the model counts
 
 
 def when_in(calls: int, fraction: float) -> int:
@@ -308,29 +270,34 @@ def test_one_session_clicked_from_two_threads(video_trackers, family):
     assert any(matches), "the shared session's tracking equals neither sequential order"
 
 
-def test_one_text_stream_fed_from_two_threads(text_tracker):
-    """push_frame from two threads on one SAM 3 text stream: every push is whole, and the results equal one
-    thread pushing the frames in the order they were taken."""
+@pytest.mark.parametrize("kind", ["clicks", "text"])
+def test_one_stream_fed_from_two_threads(video_trackers, text_tracker, kind):
+    """push_frame from two threads on one stream (clicks on SAM 2, or SAM 3 text): every push is whole (no lost
+    frame, no error), and the results equal one thread pushing the frames in the order they were taken."""
     import threading
 
-    stream = text_tracker.session()
-    first = stream.push_frame(CLIP[0], text="red car")
+    tracker, first_prompt = (
+        (video_trackers["sam2"], {"prompts": [{"obj_id": 1, "points": [[40, 48]], "labels": [1]}]}) if kind == "clicks" else (text_tracker, {"text": "red car"})
+    )
+    frames = list(testing.synthetic_frames(10))
+    stream = tracker.session()
+    first = stream.push_frame(frames[0], **first_prompt)
     got, errors = {}, []
 
     def feed(indices):
         for index in indices:
             try:
-                result = stream.push_frame(CLIP[index])
+                result = stream.push_frame(frames[index])
                 got[result["frame_idx"]] = (index, result)
             except Exception as error:  # pragma: no cover - what the test looks for
                 errors.append(error)
 
-    threads = [threading.Thread(target=feed, args=(range(start, len(CLIP), 2),)) for start in (1, 2)]
+    threads = [threading.Thread(target=feed, args=(range(start, len(frames), 2),)) for start in (1, 2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == [] and sorted(got) == list(range(1, len(CLIP)))
-    replay = text_tracker.session()
-    expected = [replay.push_frame(CLIP[0], text="red car")] + [replay.push_frame(CLIP[got[i][0]]) for i in range(1, len(CLIP))]
-    assert_same([first] + [got[i][1] for i in range(1, len(CLIP))], expected)
+    assert errors == [] and sorted(got) == list(range(1, len(frames)))
+    replay = tracker.session()
+    expected = [replay.push_frame(frames[0], **first_prompt)] + [replay.push_frame(frames[got[i][0]]) for i in range(1, len(frames))]
+    assert_same([first] + [got[i][1] for i in range(1, len(frames))], expected)

@@ -15,22 +15,9 @@ from sam2_pipelines import testing
 PARTS = ("vision_encoder", "memory_attention", "mask_decoder", "memory_encoder")
 
 
-class Fault:
+def Fault(model, when: int | None = None, error=KeyboardInterrupt):
     """Count the calls of the model's parts (:data:`PARTS`); raise ``error`` at the ``when``-th (from 1), once."""
-
-    def __init__(self, model, when: int | None = None, error=KeyboardInterrupt):
-        self.calls, self.when, self.error, self.fired = 0, when, error, False
-        self.handles = [getattr(model, part).register_forward_pre_hook(self._hook) for part in PARTS]
-
-    def _hook(self, module, args):
-        self.calls += 1
-        if self.calls == self.when and not self.fired:
-            self.fired = True
-            raise self.error("injected fault")
-
-    def remove(self):
-        for handle in self.handles:
-            handle.remove()
+    return testing.ModelFault(model, when, error, parts=PARTS)
 
 
 def assert_same(results, expected):
@@ -59,24 +46,7 @@ def scenario(tracker, clip, fault_step: int | None = None, when: int = 1):
         lambda: clear_and_click(session),
         lambda: list(session.propagate(direction="both", start_frame=3)),
     ]
-    results, calls = [], []
-    for index, step in enumerate(steps):
-        if index == fault_step:
-            fault = Fault(tracker.model, when)
-            try:
-                step()
-            except KeyboardInterrupt:
-                pass
-            finally:
-                fault.remove()
-            assert fault.fired, f"step {index} made {fault.calls} calls, fewer than {when}"
-        counter = Fault(tracker.model)
-        try:
-            results += step()
-        finally:
-            counter.remove()
-        calls.append(counter.calls)
-    return results, calls
+    return testing.run_with_fault(tracker.model, steps, fault_step, when, parts=PARTS)
 
 
 @pytest.fixture(scope="module")
@@ -153,36 +123,6 @@ def test_an_interrupted_first_push_leaves_an_empty_stream(tracker, frames):
     fault.remove()
     assert (stream.num_frames, stream.height, stream.object_ids) == (0, None, [])
     assert stream.push_frame(frames[0], prompts=[{"obj_id": 1, "points": [[40, 48]], "labels": [1]}])["frame_idx"] == 0
-
-
-def test_one_stream_fed_from_two_threads(tracker):
-    """push_frame from two threads on one stream: each push is whole (no lost frame, no error), and the results
-    equal one thread pushing the frames in the order they were taken."""
-    import threading
-
-    frames = testing.synthetic_frames(12)
-    stream = tracker.session()
-    first = stream.push_frame(frames[0], prompts=[{"obj_id": 1, "points": [[40, 48]], "labels": [1]}])
-    got, errors = {}, []
-
-    def feed(indices):
-        for index in indices:
-            try:
-                result = stream.push_frame(frames[index])
-                got[result["frame_idx"]] = (index, result)
-            except Exception as error:  # pragma: no cover - what the test looks for
-                errors.append(error)
-
-    threads = [threading.Thread(target=feed, args=(range(start, 12, 2),)) for start in (1, 2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == [] and sorted(got) == list(range(1, 12))
-    replay = tracker.session()
-    expected = [replay.push_frame(frames[0], prompts=[{"obj_id": 1, "points": [[40, 48]], "labels": [1]}])]
-    expected += [replay.push_frame(frames[got[i][0]]) for i in range(1, 12)]
-    assert_same([first] + [got[i][1] for i in range(1, 12)], expected)
 
 
 def test_propagation_and_clicks_from_two_threads(tracker):
