@@ -487,6 +487,8 @@ def main(argv=None) -> int:
     parser.add_argument("--meta-checkpoint", help="Meta .pt checkpoint (with --converted)")
     parser.add_argument("--converted", help="the same weights converted with sam2_pipelines.convert_checkpoint (kind='video')")
     parser.add_argument("--baseline", help="a checkout of an earlier version of this package: measured as contender 'before'")
+    parser.add_argument("--baseline-only", action="store_true",
+                        help="with --baseline: steady state of this package and the baseline only, alternately --repeat times (a no-regression check)")
     parser.add_argument("--json", help="write every raw result (per-frame times of every run included) to this file")
     parser.add_argument("--child", choices=["steady", "first-mask"], help=argparse.SUPPRESS)
     parser.add_argument("--which", help=argparse.SUPPRESS)
@@ -525,6 +527,24 @@ def main(argv=None) -> int:
         def row(metric, values: dict, cells, baseline_cell="") -> None:
             rows.append((metric, *(values[w] for w in contenders), *cells, *((baseline_cell,) if args.baseline else ())))
 
+        if args.baseline_only:
+            if not args.baseline:
+                parser.error("--baseline-only needs --baseline DIR")
+            for name in args.clips:
+                clip = make_steady_clip(tmp, name, args.frames)
+                for objects in args.objects:
+                    masks = {w: str(tmp / f"masks_{name}_{objects}_{w}.npz") for w in ("ours", "before")}
+                    runs = {"ours": [], "before": []}
+                    for index in range(args.repeat):  # alternately, so that a slower spell of a shared machine hits both
+                        for which in runs:
+                            runs[which].append(measure_once("steady", which, paths, clip, args, objects, masks[which] if index == 0 else None))
+                    agreement = mask_agreement(masks["ours"], masks["before"])
+                    print(f"{name} {clip['height']}x{clip['width']}, {objects} object(s); mask IoU before vs ours, mean / min: "
+                          f"{agreement.get('mean_iou', float('nan')):.4f} / {agreement.get('min_iou', float('nan')):.4f} {agreement.get('error', '')}")
+                    for key in ("seconds", "propagate_seconds", "cpu_seconds", "steady_fps", "peak_rss_mb"):
+                        ours, before = ([run[key] for run in runs[w]] for w in ("ours", "before"))
+                        print(f"  {key}: ours {' '.join(f'{v:.3f}' for v in ours)} | before {' '.join(f'{v:.3f}' for v in before)}")
+            return 0
         if "steady" not in args.skip:
             for name in args.clips:
                 clip = make_steady_clip(tmp, name, args.frames)
