@@ -235,10 +235,13 @@ class VideoFileSource(FrameSource):
 
     def _pixels(self, frame) -> np.ndarray:
         """One decoded ``av.VideoFrame`` as RGB, turned as players show it."""
+        rgb = frame.reformat(format="rgb24")  # a copy in its own buffers, side data included
         if self._transform is None:
-            self._transform = display_transform(frame_display_matrix(frame), where=f"video {self.path!r}")
-            self.rotation = getattr(frame, "rotation", 0) or 0
-        return to_display(frame.to_ndarray(format="rgb24"), self._transform)
+            # Read from the copy: reading a frame's side data ties it in a reference cycle with it, and the decoder's
+            # own frame would then keep the decoder (and its threads) alive until the garbage collector runs.
+            self._transform = display_transform(frame_display_matrix(rgb), where=f"video {self.path!r}")
+            self.rotation = getattr(rgb, "rotation", 0) or 0
+        return to_display(rgb.to_ndarray(), self._transform)
 
     def _read(self, index: int) -> np.ndarray:
         if index in self._cache:
