@@ -24,7 +24,11 @@ What is measured:
    ``bedroom`` = the first ``--frames`` frames of ``media/bedroom.mp4`` (960x540) and ``720p`` = the same frames
    resized to 1280x720 (PIL bicubic). One positive click per object on frame 0 (``--objects 1 3``; at (210, 350),
    (600, 300), (800, 150) in 960x540 coordinates, scaled for 720p), then forward propagation over every frame.
-   Reported: total seconds, propagation seconds, fps over the steady-state frames, CPU seconds, peak RSS.
+   Each clip is given to ours and transformers as each of ``--inputs``: ``jpg`` (the JPEG folder; transformers
+   gets its frames as a list of arrays) and ``mp4`` (the lossless mp4 below); Meta reads the JPEG folder for both
+   (it reads mp4 only through ``decord``), so it is measured once per clip and object count.
+   Reported: total seconds, propagation seconds, fps over the steady-state frames, CPU seconds, peak RSS, and a
+   timeline: every contender's seconds per frame, from the click on (frame 0 is the prompted frame).
    Steady-state frames are the frames with index >= ``--warmup-frames`` (default ``num_maskmem`` = 7): their
    memory attention reads a full memory bank (the prompted frame + 6 previous frames). A timestamp is taken as
    each frame's result comes out of the propagation generator; steady fps = steady frames / their summed time.
@@ -84,6 +88,8 @@ CLICKS = ((210, 350), (600, 300), (800, 150))
 CLIP_SIZES = {"bedroom": (540, 960), "720p": (720, 1280)}
 LONG_SIZE = (720, 1280)
 CONTENDERS = ("ours", "meta", "transformers")
+#: ``--inputs``: how ours and transformers read a steady-state clip (Meta always reads the JPEG folder).
+INPUT_NAMES = {"jpg": "JPEG folder", "mp4": "mp4"}
 #: Memories a SAM 2.1 step attends to (``num_maskmem``): the prompted frame + 6 previous frames.
 NUM_MASKMEM = 7
 JPEG_QUALITY = 95
@@ -278,14 +284,14 @@ def run_steady(which: str, paths: dict, clip: dict, args) -> dict:
     model, package, rss_loaded, start, cpu = start_measuring(which, paths, args)
     if which in ("ours", "before"):
         if hasattr(model, "session"):
-            session = model.session(clip["mp4"])
+            session = model.session(clip[clip.get("input", "mp4")])
             for obj_id, point in prompts:
                 session.add_points(0, obj_id, [point], [1])
             prompted = time.perf_counter()
             results = session.propagate()
         else:  # an older checkout without sessions: the prompts are applied when the call starts
             prompted = time.perf_counter()
-            results = model(clip["mp4"], prompts=[{"frame": 0, "obj_id": i, "points": [p], "labels": [1]} for i, p in prompts], stream=True)
+            results = model(clip[clip.get("input", "mp4")], prompts=[{"frame": 0, "obj_id": i, "points": [p], "labels": [1]} for i, p in prompts], stream=True)
         for result in results:
             stamps.append(time.perf_counter())
             recorder.add(result["frame_idx"], result["object_ids"], np.asarray(result["masks"])[:, 0])
@@ -337,7 +343,13 @@ def transformers_session(model, clip: dict, prompts: list):
     from transformers.video_utils import load_video
 
     net, processor = model
-    video, _ = load_video(clip["mp4"], backend="pyav")
+    if clip.get("input") == "jpg":  # a folder of frames: read in order, as a list of RGB arrays
+        import numpy as np
+        from PIL import Image
+
+        video = [np.asarray(Image.open(path).convert("RGB")) for path in sorted(Path(clip["jpg"]).iterdir())]
+    else:
+        video, _ = load_video(clip["mp4"], backend="pyav")
     session = processor.init_video_session(video=video, inference_device="cpu")
     processor.add_inputs_to_inference_session(
         inference_session=session,
@@ -450,6 +462,17 @@ def mask_agreement(ours_path: str, theirs_path: str) -> dict:
             "ours_coverage_min": min(coverage), "ours_coverage_max": max(coverage)}
 
 
+def timeline(tag: str, res: dict, contenders) -> None:
+    """Print every frame's seconds for each contender (frame 0: from the end of the clicks to the first propagated
+    result; the prompt column: from "model loaded" to the end of the clicks)."""
+    print(f"  timeline, {tag}: seconds per frame (" + " / ".join(contenders) + ")", flush=True)
+    print("    prompt: " + " / ".join(fmt(res[w].get("prompt_seconds"), 2) for w in contenders))
+    frames = max(len(res[w]["frame_seconds"]) for w in contenders)
+    for index in range(frames):
+        cells = [fmt(res[w]["frame_seconds"][index], 2) if index < len(res[w]["frame_seconds"]) else "-" for w in contenders]
+        print(f"    frame {res['ours']['frame_indices'][index] if index < len(res['ours']['frame_indices']) else index:3d}: " + " / ".join(cells))
+
+
 def print_markdown(rows: list[tuple], header: tuple) -> None:
     """A markdown table with aligned columns."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
@@ -480,6 +503,9 @@ def main(argv=None) -> int:
                         help="added to the object-score head's output bias in every contender after loading (default 2; "
                              "0 = the weights as saved: the random seed-1 model scores the objects of bedroom.mp4 just below "
                              "visible, so every mask is blank)")
+    parser.add_argument("--inputs", nargs="+", default=list(INPUT_NAMES), choices=list(INPUT_NAMES),
+                        help="how ours and transformers get each steady-state clip: 'jpg' (the folder of JPEG frames) and/or "
+                             "'mp4' (a lossless H.264 mp4 of the same decoded pixels); Meta reads the JPEG folder in both")
     parser.add_argument("--skip", nargs="*", default=[], choices=["steady", "first-mask"], help="parts to leave out")
     parser.add_argument("--repeat", type=int, default=1, help="fresh processes per measurement; the best is reported")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of every contender (default 2)")
@@ -546,15 +572,24 @@ def main(argv=None) -> int:
                         print(f"  {key}: ours {' '.join(f'{v:.3f}' for v in ours)} | before {' '.join(f'{v:.3f}' for v in before)}")
             return 0
         if "steady" not in args.skip:
-            for name in args.clips:
-                clip = make_steady_clip(tmp, name, args.frames)
-                label = f"{name} {clip['height']}x{clip['width']}"
-                report["steady"][name] = {}
+            for name, base_clip, kind in ((n, c, k) for n, c in ((n, make_steady_clip(tmp, n, args.frames)) for n in args.clips) for k in args.inputs):
+                clip = dict(base_clip, input=kind)
+                label = f"{name} {clip['height']}x{clip['width']} {INPUT_NAMES[kind]}"
+                report["steady"][f"{name} {kind}"] = {}
                 for objects in args.objects:
-                    masks = {w: str(tmp / f"masks_{name}_{objects}_{w}.npz") for w in contenders}
-                    res = {w: measure("steady", w, paths, clip, args, objects, masks[w]) for w in contenders}
+                    masks = {w: str(tmp / f"masks_{name}_{kind}_{objects}_{w}.npz") for w in contenders}
+                    res = {}
+                    for w in contenders:
+                        # Meta reads the JPEG folder whatever the input kind (no mp4 reader without decord): measured once
+                        reuse = report["steady"].get(f"{name} {args.inputs[0]}", {}).get(objects) if w == "meta" and kind != args.inputs[0] else None
+                        if reuse:
+                            res[w] = reuse["results"]["meta"]
+                            masks[w] = reuse["masks"]["meta"]
+                        else:
+                            res[w] = measure("steady", w, paths, clip, args, objects, masks[w])
                     agreement = {w: mask_agreement(masks["ours"], masks[w]) for w in contenders if w != "ours"}
-                    report["steady"][name][objects] = {"results": res, "iou_vs_ours": agreement}
+                    report["steady"][f"{name} {kind}"][objects] = {"results": res, "iou_vs_ours": agreement, "masks": masks}
+                    timeline(f"{label}, {objects} obj", res, contenders)
                     o = res["ours"]
                     tag = f"{label}, {objects} obj"
                     others = [w for w in contenders if w != "ours"]

@@ -21,6 +21,7 @@ Usage::
     python benchmarks/video_profile.py --model /tmp/converted-video                 # bedroom.mp4, 16 frames, 1 object
     python benchmarks/video_profile.py --model DIR --objects 3 --clip 720p
     python benchmarks/video_profile.py --model DIR --model-step                     # transformers' step, for comparison
+    python benchmarks/video_profile.py --model DIR --clip 720p --input jpg --timeline  # every frame by stage, from a JPEG folder
 
 ``--model`` is a converted video model directory (``video_benchmark.py --prepare DIR`` writes one); without
 it the random reference model is built first (Meta's builder, seed 1, converted).
@@ -81,6 +82,8 @@ def main(argv=None) -> int:
     parser.add_argument("--objects", type=int, default=1, choices=[1, 2, 3])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-step", action="store_true", help="run transformers' per-object step (no shared work)")
+    parser.add_argument("--timeline", action="store_true", help="also print every frame's seconds by stage (the first frames included)")
+    parser.add_argument("--input", choices=["mp4", "jpg"], default="mp4", help="give the session an mp4 (default) or a folder of JPEG frames")
     args = parser.parse_args(argv)
 
     import torch
@@ -96,7 +99,16 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model or build_model(Path(tmp))
         frames = clip_frames(args.clip, args.frames)
-        video = write_mp4(frames, Path(tmp) / f"{args.clip}.mp4")
+        if args.input == "jpg":
+            from PIL import Image
+
+            video = Path(tmp) / "frames"
+            video.mkdir()
+            for index, frame in enumerate(frames):
+                Image.fromarray(frame).save(video / f"{index:05d}.jpg", quality=95)
+            video = str(video)
+        else:
+            video = write_mp4(frames, Path(tmp) / f"{args.clip}.mp4")
         height, width = frames[0].shape[:2]
         del frames
         tracker = sam2_pipelines.pipeline("video-object-tracking", model=model_dir)
@@ -130,6 +142,13 @@ def main(argv=None) -> int:
                 per_frame.append((result["frame_idx"], previous, now))
                 previous = now
             session.close()
+        labels = list(dict.fromkeys(label for _, _, label in stages))
+        if args.timeline:
+            timeline = []
+            for frame, a, b in per_frame:
+                cells = [f"{b[3].get(label, 0) - a[3].get(label, 0):.3f}" for label in labels]
+                timeline.append((str(frame), f"{b[0] - a[0]:.3f}", f"{b[1] - a[1]:.3f}", *cells))
+            print_table(timeline, ("frame", "wall s", "CPU s", *labels))
         steady = [(a, b) for frame, a, b in per_frame if frame >= warmup]
         if not steady:
             print(f"no steady-state frames: track more than {warmup} frames")
@@ -139,7 +158,6 @@ def main(argv=None) -> int:
         cpu = sum(b[1] - a[1] for a, b in steady) / n
         flops = sum(b[2] - a[2] for a, b in steady) / n
         rows = []
-        labels = list(dict.fromkeys(label for _, _, label in stages))
         for label in labels:
             stage_wall = sum(b[3].get(label, 0) - a[3].get(label, 0) for a, b in steady) / n
             stage_cpu = sum(b[4].get(label, 0) - a[4].get(label, 0) for a, b in steady) / n

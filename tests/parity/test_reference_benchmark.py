@@ -48,9 +48,10 @@ def test_video_benchmark_smoke_run(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     out = completed.stdout
     for metric in (
-        "bedroom 540x960, 1 obj: total seconds",
-        "bedroom 540x960, 1 obj: steady fps",
-        "bedroom 540x960, 1 obj: peak RSS MiB",
+        "bedroom 540x960 JPEG folder, 1 obj: total seconds",
+        "bedroom 540x960 mp4, 1 obj: total seconds",
+        "bedroom 540x960 mp4, 1 obj: steady fps",
+        "bedroom 540x960 mp4, 1 obj: peak RSS MiB",
         "first mask, 2 frames 1280x720: seconds",
         "first mask, 2 frames 1280x720: peak RSS MiB",
     ):
@@ -58,13 +59,15 @@ def test_video_benchmark_smoke_run(tmp_path):
         assert line is not None, f"no {metric!r} row in:\n{out}"
         assert len(re.findall(r"\d+\.\d+x", line)) == 2, line  # ours vs meta, ours vs transformers
     assert "command: python " in out
+    assert "timeline, bedroom 540x960 JPEG folder, 1 obj" in out and "timeline, bedroom 540x960 mp4, 1 obj" in out, out
     results = json.loads(report.read_text())
-    steady = results["steady"]["bedroom"]["1"]
-    assert all(run["frames"] == 2 and run["steady_frames"] == 1 for run in steady["results"].values()), steady["results"]
-    meta = steady["iou_vs_ours"]["meta"]
-    # the comparison must be able to fail: the masks are neither empty nor the whole frame
-    assert 0.02 < meta["ours_coverage_min"] <= meta["ours_coverage_max"] < 0.98, meta
-    assert meta["min_iou"] >= 0.99, f"ours and Meta's tracked masks disagree: {meta}"
+    for kind in ("jpg", "mp4"):
+        steady = results["steady"][f"bedroom {kind}"]["1"]
+        assert all(run["frames"] == 2 and run["steady_frames"] == 1 for run in steady["results"].values()), steady["results"]
+        meta = steady["iou_vs_ours"]["meta"]
+        # the comparison must be able to fail: the masks are neither empty nor the whole frame
+        assert 0.02 < meta["ours_coverage_min"] <= meta["ours_coverage_max"] < 0.98, meta
+        assert meta["min_iou"] >= 0.99, f"ours and Meta's tracked masks disagree ({kind}): {meta}"
     first = results["first_mask"]
     assert all(run["frames"] == 2 and run["mask_coverage"] > 0.02 for run in first.values()), first
 
