@@ -70,6 +70,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -283,15 +284,16 @@ def run_steady(which: str, paths: dict, clip: dict, args) -> dict:
     stamps = []
     model, package, rss_loaded, start, cpu = start_measuring(which, paths, args)
     if which in ("ours", "before"):
+        video = clip[clip.get("input", "mp4")]
         if hasattr(model, "session"):
-            session = model.session(clip[clip.get("input", "mp4")])
+            session = model.session(video)
             for obj_id, point in prompts:
                 session.add_points(0, obj_id, [point], [1])
             prompted = time.perf_counter()
             results = session.propagate()
         else:  # an older checkout without sessions: the prompts are applied when the call starts
             prompted = time.perf_counter()
-            results = model(clip[clip.get("input", "mp4")], prompts=[{"frame": 0, "obj_id": i, "points": [p], "labels": [1]} for i, p in prompts], stream=True)
+            results = model(video, prompts=[{"frame": 0, "obj_id": i, "points": [p], "labels": [1]} for i, p in prompts], stream=True)
         for result in results:
             stamps.append(time.perf_counter())
             recorder.add(result["frame_idx"], result["object_ids"], np.asarray(result["masks"])[:, 0])
@@ -572,7 +574,11 @@ def main(argv=None) -> int:
                         print(f"  {key}: ours {' '.join(f'{v:.3f}' for v in ours)} | before {' '.join(f'{v:.3f}' for v in before)}")
             return 0
         if "steady" not in args.skip:
-            for name, base_clip, kind in ((n, c, k) for n, c in ((n, make_steady_clip(tmp, n, args.frames)) for n in args.clips) for k in args.inputs):
+            # Meta reads the JPEG folder whatever the input kind (no mp4 reader without decord): measured once per
+            # clip and object count, (result, masks file) kept here
+            meta_runs = {}
+            steady_runs = [(name, make_steady_clip(tmp, name, args.frames)) for name in args.clips]
+            for (name, base_clip), kind in itertools.product(steady_runs, args.inputs):
                 clip = dict(base_clip, input=kind)
                 label = f"{name} {clip['height']}x{clip['width']} {INPUT_NAMES[kind]}"
                 report["steady"][f"{name} {kind}"] = {}
@@ -580,15 +586,14 @@ def main(argv=None) -> int:
                     masks = {w: str(tmp / f"masks_{name}_{kind}_{objects}_{w}.npz") for w in contenders}
                     res = {}
                     for w in contenders:
-                        # Meta reads the JPEG folder whatever the input kind (no mp4 reader without decord): measured once
-                        reuse = report["steady"].get(f"{name} {args.inputs[0]}", {}).get(objects) if w == "meta" and kind != args.inputs[0] else None
-                        if reuse:
-                            res[w] = reuse["results"]["meta"]
-                            masks[w] = reuse["masks"]["meta"]
-                        else:
-                            res[w] = measure("steady", w, paths, clip, args, objects, masks[w])
+                        if w == "meta" and (name, objects) in meta_runs:
+                            res[w], masks[w] = meta_runs[name, objects]
+                            continue
+                        res[w] = measure("steady", w, paths, clip, args, objects, masks[w])
+                        if w == "meta":
+                            meta_runs[name, objects] = res[w], masks[w]
                     agreement = {w: mask_agreement(masks["ours"], masks[w]) for w in contenders if w != "ours"}
-                    report["steady"][f"{name} {kind}"][objects] = {"results": res, "iou_vs_ours": agreement, "masks": masks}
+                    report["steady"][f"{name} {kind}"][objects] = {"results": res, "iou_vs_ours": agreement}
                     timeline(f"{label}, {objects} obj", res, contenders)
                     o = res["ours"]
                     tag = f"{label}, {objects} obj"

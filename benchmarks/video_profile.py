@@ -74,6 +74,16 @@ def write_mp4(frames, path: Path) -> str:
     return str(path)
 
 
+def write_jpgs(frames, folder: Path) -> str:
+    """Frames as a folder of JPEGs (quality 95, as the video benchmark writes them for Meta)."""
+    from PIL import Image
+
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{index:05d}.jpg", quality=95)
+    return str(folder)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="converted video model directory (default: build the random reference model)")
@@ -99,16 +109,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model or build_model(Path(tmp))
         frames = clip_frames(args.clip, args.frames)
-        if args.input == "jpg":
-            from PIL import Image
-
-            video = Path(tmp) / "frames"
-            video.mkdir()
-            for index, frame in enumerate(frames):
-                Image.fromarray(frame).save(video / f"{index:05d}.jpg", quality=95)
-            video = str(video)
-        else:
-            video = write_mp4(frames, Path(tmp) / f"{args.clip}.mp4")
+        video = write_jpgs(frames, Path(tmp) / "frames") if args.input == "jpg" else write_mp4(frames, Path(tmp) / f"{args.clip}.mp4")
         height, width = frames[0].shape[:2]
         del frames
         tracker = sam2_pipelines.pipeline("video-object-tracking", model=model_dir)
