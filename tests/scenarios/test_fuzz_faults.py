@@ -12,16 +12,18 @@ every family; one tracking session clicked from two threads ends as one of the t
 
 from __future__ import annotations
 
+import platform
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from transformers import pipeline
 
 from sam2_pipelines import testing
+from sam2_pipelines.kernels import allocator
 
 # No shrinking: each case is a whole scenario, and the generated case is already small.
 FUZZ = dict(derandomize=True, deadline=None, phases=(Phase.explicit, Phase.generate),
@@ -180,9 +182,63 @@ def clean_images(image_generators):
     return {family: run_steps(generator.model, image_steps(generator)) for family, generator in image_generators.items()}
 
 
+def bare_outputs(generator) -> dict:
+    """transformers' own processor and model, no code of this package, on the first step's prompts."""
+    inputs = generator.processor(images=IMAGE, input_points=[[[[50, 40]], [[20, 70]]]], input_labels=[[[1], [1]]], return_tensors="pt")
+    with torch.no_grad():
+        outputs = generator.model(**inputs)
+    return {"pixel values": inputs["pixel_values"], "IoU scores": outputs.iou_scores, "mask logits": outputs.pred_masks}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), or the machine type."""
+    try:
+        with open("/proc/cpuinfo") as lines:
+            return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
+def unreproducible(generator) -> str | None:
+    """Why transformers' own model does not give the same outputs for the same inputs in this process (``None``
+    if it does): the same call again after the heap was refilled with other values, and from three threads.
+
+    A retry or a call from a thread can only equal the clean call where the model itself does: where it does not,
+    there is nothing of this package to test, and the reason says which stage differs first."""
+    first = bare_outputs(generator)
+    with allocator.keep_freed_memory():
+        junk = [torch.full((size,), float("nan")) for size in (1 << 8, 1 << 12, 1 << 16, 1 << 20, 1 << 23) for _ in range(4)]
+        del junk
+        again = [bare_outputs(generator)] + in_threads([lambda: bare_outputs(generator)] * 3)
+    for other in again:
+        for stage, value in first.items():
+            if not torch.equal(value, other[stage]):
+                difference = (value.float() - other[stage].float()).abs().max().item()
+                return (
+                    f"{type(generator.model).__name__}'s {stage} differ between identical calls by up to {difference:.3g} "
+                    f"on this CPU ({cpu_name()}, {torch.backends.cpu.get_cpu_capability()})"
+                )
+    return None
+
+
+@pytest.fixture(scope="module")
+def image_reasons(image_generators):
+    """Per image family: why its model is not reproducible here, or ``None``."""
+    return {family: unreproducible(generator) for family, generator in image_generators.items()}
+
+
+def test_image_models_reproduce_their_own_outputs(image_reasons):
+    """Every image model gives identical outputs for identical inputs here; a family that does not is left out of
+    the retry and thread tests below (and this test says which and why)."""
+    reasons = {family: reason for family, reason in image_reasons.items() if reason}
+    if reasons:
+        pytest.skip("; ".join(f"{family}: {reason}" for family, reason in reasons.items()))
+
+
 @settings(max_examples=24, **FUZZ)
 @given(family=st.sampled_from(IMAGE_FAMILIES), step=st.integers(0, 3), fraction=st.floats(0, 1), error=st.sampled_from(ERRORS))
-def test_a_fault_in_an_image_call_then_a_retry(image_generators, clean_images, family, step, fraction, error):
+def test_a_fault_in_an_image_call_then_a_retry(image_generators, clean_images, image_reasons, family, step, fraction, error):
+    assume(image_reasons[family] is None)
     expected, calls = clean_images[family]
     generator = image_generators[family]
     results, _ = run_steps(generator.model, image_steps(generator), step, when_in(calls[step], fraction), error)
@@ -211,10 +267,12 @@ def in_threads(calls, workers: int = 3) -> list:
         return list(pool.map(lambda call: call(), calls))
 
 
-def test_every_image_family_from_several_threads(image_generators, text_generator):
+def test_every_image_family_from_several_threads(image_generators, image_reasons, text_generator):
     """Prompted calls, image sessions and automatic runs from 3 threads on each shared pipeline equal the same
     calls one by one; SAM 3 text calls too."""
     for family, generator in image_generators.items():
+        if image_reasons[family]:
+            continue
         calls = [
             (lambda i=i: generator(testing.synthetic_image(96, 128, seed=i % 3), points=[[[10 + 5 * i, 20 + 3 * i]]], labels=[[1]]))
             for i in range(9)
