@@ -183,11 +183,15 @@ def clean_images(image_generators):
 
 
 def bare_outputs(generator) -> dict:
-    """transformers' own processor and model, no code of this package, on the first step's prompts."""
-    inputs = generator.processor(images=IMAGE, input_points=[[[[50, 40]], [[20, 70]]]], input_labels=[[[1], [1]]], return_tensors="pt")
-    with torch.no_grad():
-        outputs = generator.model(**inputs)
-    return {"pixel values": inputs["pixel_values"], "IoU scores": outputs.iou_scores, "mask logits": outputs.pred_masks}
+    """transformers' own processor and model, no code of this package, on the first step's prompts (two objects)
+    and on its first object alone (the shapes of the projections this package runs once for all objects)."""
+    outputs = {}
+    for name, points in (("two objects", [[[50, 40]], [[20, 70]]]), ("one object", [[[50, 40]]])):
+        inputs = generator.processor(images=IMAGE, input_points=[points], input_labels=[[[1]] * len(points)], return_tensors="pt")
+        with torch.no_grad():
+            output = generator.model(**inputs)
+        outputs.update({"pixel values": inputs["pixel_values"], f"IoU scores ({name})": output.iou_scores, f"mask logits ({name})": output.pred_masks})
+    return outputs
 
 
 def cpu_name() -> str:
