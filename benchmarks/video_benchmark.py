@@ -160,6 +160,16 @@ def write_mp4(path: Path, frames, height: int, width: int, lossless: bool) -> No
     encode_h264(frames, path, 30, lossless=lossless)
 
 
+def write_jpgs(folder: Path, frames) -> str:
+    """RGB frames as a new folder of numbered JPEGs (quality ``JPEG_QUALITY``), the input Meta's predictor reads."""
+    from PIL import Image
+
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{index:05d}.jpg", quality=JPEG_QUALITY)
+    return str(folder)
+
+
 def make_steady_clip(directory: Path, name: str, count: int) -> dict:
     """JPEG folder (Meta) + lossless mp4 of the decoded JPEGs (ours, transformers): identical pixels for all."""
     import numpy as np
@@ -167,9 +177,7 @@ def make_steady_clip(directory: Path, name: str, count: int) -> dict:
 
     height, width = CLIP_SIZES[name]
     folder = directory / f"{name}_jpg"
-    folder.mkdir()
-    for index, frame in enumerate(bedroom_frames(count, height, width)):
-        Image.fromarray(frame).save(folder / f"{index:05d}.jpg", quality=JPEG_QUALITY)
+    write_jpgs(folder, bedroom_frames(count, height, width))
     decoded = (np.asarray(Image.open(folder / f"{index:05d}.jpg").convert("RGB")) for index in range(count))
     mp4 = directory / f"{name}.mp4"
     write_mp4(mp4, decoded, height, width, lossless=True)

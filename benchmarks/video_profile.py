@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing the pack
 
 from benchmarks.profiling import FlopCounter, StageTimer, build_reference_model, patched, sgemm_rate  # noqa: E402
 from benchmarks.reference_benchmark import cpu_seconds, print_table  # noqa: E402
+from benchmarks.video_benchmark import write_jpgs  # noqa: E402
 
 SAMPLE_VIDEO = ROOT / "media" / "bedroom.mp4"
 #: One click per object, in bedroom.mp4's 960x540 pixels (scaled for other sizes).
@@ -74,16 +75,6 @@ def write_mp4(frames, path: Path) -> str:
     return str(path)
 
 
-def write_jpgs(frames, folder: Path) -> str:
-    """Frames as a folder of JPEGs (quality 95, as the video benchmark writes them for Meta)."""
-    from PIL import Image
-
-    folder.mkdir()
-    for index, frame in enumerate(frames):
-        Image.fromarray(frame).save(folder / f"{index:05d}.jpg", quality=95)
-    return str(folder)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="converted video model directory (default: build the random reference model)")
@@ -109,7 +100,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model or build_model(Path(tmp))
         frames = clip_frames(args.clip, args.frames)
-        video = write_jpgs(frames, Path(tmp) / "frames") if args.input == "jpg" else write_mp4(frames, Path(tmp) / f"{args.clip}.mp4")
+        video = write_jpgs(Path(tmp) / "frames", frames) if args.input == "jpg" else write_mp4(frames, Path(tmp) / f"{args.clip}.mp4")
         height, width = frames[0].shape[:2]
         del frames
         tracker = sam2_pipelines.pipeline("video-object-tracking", model=model_dir)
