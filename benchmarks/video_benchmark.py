@@ -50,7 +50,8 @@ and the converted model); masks then cover 65-90% of the frame in the runs tried
 divergence shows in the IoU. The amount of computation does not depend on it. ``--visible-bias 0`` runs the
 weights as saved.
 
-``--repeat N`` runs every measurement N times, each in a fresh process, and keeps the best value of each
+``--repeat N`` runs every measurement N times, each in a fresh process, the contenders in turns (ours, meta,
+transformers, ours, ...: a slower spell of the machine hits all of them), and keeps the best value of each
 timing (peak RSS: the largest). Speed ratios > 1 mean ours is faster; memory ratios < 1 mean ours uses less.
 
 Weights: built in a temporary directory unless given. ``--weights DIR`` reuses ``DIR/meta.pt`` (Meta
@@ -433,12 +434,20 @@ def measure_once(kind: str, which: str, paths: dict, clip: dict, args, objects: 
     return run_child(command, which, args.baseline, kind)
 
 
-def measure(kind: str, which: str, paths: dict, clip: dict, args, objects: int = 1, masks: str | None = None) -> dict:
-    """``--repeat`` fresh runs; the best value of every timing, the largest peak RSS, every run kept under ``runs``."""
-    runs = []
+def measure_all(kind: str, contenders, paths: dict, clip: dict, args, objects: int = 1, masks: dict | None = None) -> dict:
+    """``--repeat`` fresh runs of every contender, taken in turns (ours, meta, transformers, ours, ...) so that a
+    slower spell of a shared machine hits all of them; per contender the best value of every timing, the largest
+    peak RSS, every run kept under ``runs``."""
+    runs = {w: [] for w in contenders}
     for index in range(args.repeat):
-        runs.append(measure_once(kind, which, paths, clip, args, objects, masks if index == 0 else None))
-        print(f"  {kind} {which} run {index + 1}/{args.repeat}: {runs[-1]['seconds']:.1f} s", flush=True)
+        for w in contenders:
+            runs[w].append(measure_once(kind, w, paths, clip, args, objects, (masks or {}).get(w) if index == 0 else None))
+            print(f"  {kind} {w} run {index + 1}/{args.repeat}: {runs[w][-1]['seconds']:.1f} s", flush=True)
+    return {w: best_of(runs[w]) for w in contenders}
+
+
+def best_of(runs: list) -> dict:
+    """One contender's runs as one result: the best of every timing, the largest peak RSS, the runs under ``runs``."""
     best = dict(runs[0])
     for key in ("seconds", "cpu_seconds", "prompt_seconds", "propagate_seconds"):
         if key in best:
@@ -570,10 +579,7 @@ def main(argv=None) -> int:
                 clip = make_steady_clip(tmp, name, args.frames)
                 for objects in args.objects:
                     masks = {w: str(tmp / f"masks_{name}_{objects}_{w}.npz") for w in ("ours", "before")}
-                    runs = {"ours": [], "before": []}
-                    for index in range(args.repeat):  # alternately, so that a slower spell of a shared machine hits both
-                        for which in runs:
-                            runs[which].append(measure_once("steady", which, paths, clip, args, objects, masks[which] if index == 0 else None))
+                    runs = {w: r["runs"] for w, r in measure_all("steady", ["ours", "before"], paths, clip, args, objects, masks).items()}
                     agreement = mask_agreement(masks["ours"], masks["before"])
                     print(f"{name} {clip['height']}x{clip['width']}, {objects} object(s); mask IoU before vs ours, mean / min: "
                           f"{agreement.get('mean_iou', float('nan')):.4f} / {agreement.get('min_iou', float('nan')):.4f} {agreement.get('error', '')}")
@@ -592,14 +598,12 @@ def main(argv=None) -> int:
                 report["steady"][f"{name} {kind}"] = {}
                 for objects in args.objects:
                     masks = {w: str(tmp / f"masks_{name}_{kind}_{objects}_{w}.npz") for w in contenders}
-                    res = {}
-                    for w in contenders:
-                        if w == "meta" and (name, objects) in meta_runs:
-                            res[w], masks[w] = meta_runs[name, objects]
-                            continue
-                        res[w] = measure("steady", w, paths, clip, args, objects, masks[w])
-                        if w == "meta":
-                            meta_runs[name, objects] = res[w], masks[w]
+                    if (name, objects) in meta_runs:
+                        res = dict(measure_all("steady", [w for w in contenders if w != "meta"], paths, clip, args, objects, masks))
+                        res["meta"], masks["meta"] = meta_runs[name, objects]
+                    else:
+                        res = measure_all("steady", contenders, paths, clip, args, objects, masks)
+                        meta_runs[name, objects] = res["meta"], masks["meta"]
                     agreement = {w: mask_agreement(masks["ours"], masks[w]) for w in contenders if w != "ours"}
                     report["steady"][f"{name} {kind}"][objects] = {"results": res, "iou_vs_ours": agreement}
                     timeline(f"{label}, {objects} obj", res, contenders)
@@ -636,7 +640,7 @@ def main(argv=None) -> int:
                         print(f"  {tag}: no steady-state frames (need --frames > --warmup-frames {args.warmup_frames})", flush=True)
         if "first-mask" not in args.skip:
             clip = make_long_clip(tmp, args.long_frames)
-            res = {w: measure("first-mask", w, paths, clip, args) for w in contenders}
+            res = measure_all("first-mask", contenders, paths, clip, args)
             report["first_mask"] = res
             print("  first mask covers " + ", ".join(f"{w} {100 * res[w]['mask_coverage']:.1f}%" for w in contenders)
                   + " of frame 0", flush=True)
