@@ -25,6 +25,7 @@ Supported: configurations with one attention head (every SAM 2 / 2.1 checkpoint)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -55,19 +56,20 @@ def _rotate(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
 
 
-def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, workspace: dict | None = None) -> torch.Tensor:
+def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, workspace: dict | None = None, capacity: int = 0) -> torch.Tensor:
     """``softmax(query @ key^T * scale) @ value`` for 2-D ``(tokens, channels)`` tensors.
 
     ``workspace`` (a dict) keeps the CPU path's large buffers (the transposed keys and one chunk's scores)
-    between calls, so that they are not allocated, and their pages faulted in, by every call."""
+    between calls, so that they are not allocated, and their pages faulted in, by every call; a buffer that
+    has to grow is made large enough for ``capacity`` keys at once (see :func:`full_bank_tokens`)."""
     if query.device.type != "cpu" or key.shape[-1] == value.shape[-1] or torch.is_autocast_enabled("cpu"):
         return F.scaled_dot_product_attention(query[None], key[None], value[None], scale=scale)[0]
     workspace = {} if workspace is None else workspace
-    key_t = _buffer(workspace, "key_t", (key.shape[1], key.shape[0]), key)
+    key_t = _buffer(workspace, "key_t", (key.shape[1], key.shape[0]), key, key.shape[1] * capacity)
     key_t.copy_(key.t())
     out = value.new_empty(query.shape[0], value.shape[1])
     rows_per_chunk = min(QUERY_CHUNK, query.shape[0])
-    scores = _buffer(workspace, "scores", (rows_per_chunk, key.shape[0]), query)
+    scores = _buffer(workspace, "scores", (rows_per_chunk, key.shape[0]), query, rows_per_chunk * capacity)
     for start in range(0, query.shape[0], QUERY_CHUNK):
         rows = query[start : start + QUERY_CHUNK] * scale
         chunk = scores[: rows.shape[0]]
@@ -77,16 +79,27 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: f
     return out
 
 
-def _buffer(workspace: dict, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+def _buffer(workspace: dict, name: str, shape: tuple, like: torch.Tensor, reserve: int = 0) -> torch.Tensor:
     """A ``shape`` tensor (dtype and device of ``like``, contents undefined) backed by ``workspace[name]``,
-    which grows when it is too small and is otherwise reused."""
-    size = 1
-    for n in shape:
-        size *= n
+    which is reused while it is large enough and otherwise replaced by one of ``max(size, reserve)`` elements.
+
+    Reserving the size of a full memory bank matters: the bank grows by a frame's tokens, then by an object
+    pointer's, on each of the first 16 frames, and a buffer grown by that much each time would be allocated
+    anew (and its pages faulted in) on every one of them, leaving the smaller ones as holes in the heap."""
+    size = math.prod(shape)
     storage = workspace.get(name)
     if storage is None or storage.numel() < size or storage.dtype != like.dtype or storage.device != like.device:
-        storage = workspace[name] = like.new_empty(size)
+        storage = workspace[name] = like.new_empty(max(size, reserve))
     return storage[:size].view(shape)
+
+
+def full_bank_tokens(model) -> int:
+    """Memory tokens of a full memory bank (``num_maskmem`` frames of memory tokens and the tokens of
+    ``max_object_pointers_in_encoder`` object pointers): what the workspace buffers are sized for. More
+    conditioning frames than one make a bank larger; the buffers then grow again."""
+    config = model.config
+    pointer_tokens = config.memory_attention_hidden_size // config.memory_encoder_output_channels
+    return config.num_maskmem * math.prod(config.memory_attention_rope_feat_sizes) + config.max_object_pointers_in_encoder * pointer_tokens
 
 
 @dataclass
@@ -109,7 +122,7 @@ def _self_attention(attention, hidden: torch.Tensor, rotation: torch.Tensor) -> 
     return attention.o_proj(out)
 
 
-def _keys(attention, memory: torch.Tensor, memory_position: torch.Tensor, rotation: torch.Tensor, num_pointer_tokens: int, workspace: dict) -> torch.Tensor:
+def _keys(attention, memory: torch.Tensor, memory_position: torch.Tensor, rotation: torch.Tensor, num_pointer_tokens: int, workspace: dict, capacity: int) -> torch.Tensor:
     """The rotated keys of ``memory`` (memory-frame tokens rotated, repeating ``rotation`` per frame; the
     trailing object-pointer tokens not), computed in a ``workspace`` buffer."""
     projection = attention.k_proj
@@ -121,7 +134,7 @@ def _keys(attention, memory: torch.Tensor, memory_position: torch.Tensor, rotati
             rotated = _rotate(key[:spatial].view(spatial // rotation.shape[0], rotation.shape[0], -1), rotation).view(spatial, -1)
             key = torch.cat([rotated, key[spatial:]]) if num_pointer_tokens else rotated
         return key
-    key = _buffer(workspace, "key", (tokens, projection.out_features), memory)
+    key = _buffer(workspace, "key", (tokens, projection.out_features), memory, capacity * projection.out_features)
     torch.addmm(projection.bias, memory + memory_position, projection.weight.t(), out=key)  # what F.linear computes
     if spatial:
         pairs = torch.view_as_complex(key[:spatial].view(spatial // rotation.shape[0], rotation.shape[0], -1, 2))
@@ -129,10 +142,11 @@ def _keys(attention, memory: torch.Tensor, memory_position: torch.Tensor, rotati
     return key
 
 
-def _cross_attention(attention, query: torch.Tensor, memory: torch.Tensor, memory_position: torch.Tensor, rotation: torch.Tensor, num_pointer_tokens: int, workspace: dict) -> torch.Tensor:
-    """Cross-attention of rotated ``query`` (already projected) to ``memory`` (tokens, 64)."""
-    key = _keys(attention, memory, memory_position, rotation, num_pointer_tokens, workspace)
-    mixed = attend(query, key, memory, attention.scaling, workspace)
+def _cross_attention(attention, query: torch.Tensor, memory: torch.Tensor, memory_position: torch.Tensor, rotation: torch.Tensor, num_pointer_tokens: int, workspace: dict, capacity: int) -> torch.Tensor:
+    """Cross-attention of rotated ``query`` (already projected) to ``memory`` (tokens, 64); workspace buffers
+    that grow are sized for ``capacity`` memory tokens."""
+    key = _keys(attention, memory, memory_position, rotation, num_pointer_tokens, workspace, capacity)
+    mixed = attend(query, key, memory, attention.scaling, workspace, capacity)
     return attention.o_proj(attention.v_proj(mixed))
 
 
@@ -174,12 +188,13 @@ def condition(model, context: FrameContext, memory: torch.Tensor, memory_positio
         shared.update(rotation=rotation, hidden=hidden, query=_rotate(cross.q_proj(first.layer_norm2(hidden)), rotation))
     rotation = shared["rotation"]
     hidden = shared["hidden"]
+    capacity = full_bank_tokens(model)
     for index, layer in enumerate(attention.layers):
         if index:
             hidden = hidden + _self_attention(layer.self_attn, layer.layer_norm1(hidden), rotation)
             query = _rotate(layer.cross_attn_image.q_proj(layer.layer_norm2(hidden)), rotation)
         else:
             query = shared["query"]
-        hidden = hidden + _cross_attention(layer.cross_attn_image, query, memory, memory_position, rotation, num_pointer_tokens, context.workspace)
+        hidden = hidden + _cross_attention(layer.cross_attn_image, query, memory, memory_position, rotation, num_pointer_tokens, context.workspace, capacity)
         hidden = hidden + _feed_forward(layer, layer.layer_norm3(hidden), context.workspace)
     return attention.layer_norm(hidden)
