@@ -7,7 +7,8 @@ use of them is a function here, so that a transformers release that changes them
 and ``tests/video/test_model_internals.py`` (run against the newest transformers too) says which name moved.
 
 It also replaces one module function of transformers' SAM 3 video model, ``mask_iou``, by a blockwise one with
-identical results (:func:`bound_pairwise_mask_iou`).
+identical results (:func:`bound_pairwise_mask_iou`), and gives a model's sine position encodings a cache per
+shape (:func:`cache_position_encodings`).
 
 Supported: the transformers versions in :data:`SUPPORTED_TRANSFORMERS` (pyproject states the same range).
 """
@@ -245,6 +246,43 @@ def text_video_session(count_frames, **kwargs):
             return count_frames()
 
     return LazyTextSession(video=None, **kwargs)
+
+
+def cache_position_encodings(model) -> None:
+    """Keep every sine position encoding ``model`` computes, one per shape, as Meta's ``PositionEmbeddingSine`` does.
+
+    transformers' ``build_sine_position_embedding`` (of ``Sam2SinePositionEmbedding`` and its SAM 2 video twin)
+    is a static method behind an ``lru_cache`` of one entry, shared by all its callers. The image encoder's
+    neck asks for four shapes in turn on every frame (256x256 down to 32x32 positions of 256 channels), so
+    each call misses: every frame built them again (about 0.1 s and 200 MB of short-lived tensors at
+    1024x1024). Each such module of ``model`` gets a ``forward`` that keeps its results by shape, device and
+    dtype; the values are those transformers computes (the same function, called once per shape). Calls
+    with a mask, with a batch of more than one, or while ``torch.compile`` traces go to transformers' own.
+    Idempotent.
+    """
+    for module in model.modules():
+        kind = type(module)
+        if hasattr(kind, "build_sine_position_embedding") and "forward" not in vars(module) and _POSITION_ARGUMENTS == tuple(inspect.signature(kind.forward).parameters):
+            module.forward = _cached_position_encoding(module.forward)
+
+
+#: The arguments of the position-encoding modules' ``forward`` that :func:`cache_position_encodings` wraps
+#: (another signature is left alone).
+_POSITION_ARGUMENTS = ("self", "shape", "device", "dtype", "mask")
+
+
+def _cached_position_encoding(build):
+    kept = {}
+
+    def forward(shape, device, dtype, mask=None):
+        if mask is not None or shape[0] != 1 or torch.compiler.is_compiling():
+            return build(shape, device, dtype, mask)
+        key = (tuple(shape), str(device), dtype)
+        if key not in kept:
+            kept[key] = build(shape, device, dtype)
+        return kept[key]
+
+    return forward
 
 
 def bound_pairwise_mask_iou() -> None:

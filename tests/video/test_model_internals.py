@@ -149,3 +149,28 @@ def test_the_sam3_video_module_has_the_mask_iou_it_replaces():
     source = inspect.getsource(modeling_sam3_video)
     calls = source.count("mask_iou(") - source.count("def mask_iou(")
     assert calls >= 3, "the model calls mask_iou (matching, NMS, overlap suppression) by its module name"
+
+
+def test_position_encodings_are_kept_per_shape_with_transformers_values(owners):
+    """cache_position_encodings (applied by the pipeline): every family's sine position encodings are built once
+    per shape and are the tensors transformers' own module gives for that shape; a batch of two or a mask is
+    left to transformers."""
+    import torch
+
+    for owner in owners:
+        model = owner["model"]
+        kept = [m for m in model.modules() if "forward" in vars(m) and hasattr(type(m), "build_sine_position_embedding")]
+        assert kept, f"{type(model).__name__}: no position encoding is kept"
+        for module in kept:
+            theirs = type(module).forward
+            first = {size: module(torch.Size((1, 8, size, size)), "cpu", torch.float32) for size in (8, 4, 2)}
+            for size, tensor in first.items():  # asked again after the other shapes: the same tensor, transformers' values
+                assert module(torch.Size((1, 8, size, size)), "cpu", torch.float32) is tensor
+                assert torch.equal(tensor, theirs(module, torch.Size((1, 8, size, size)), "cpu", torch.float32))
+            batch = module(torch.Size((2, 8, 4, 4)), "cpu", torch.float32)
+            assert batch.shape[0] == 2 and torch.equal(batch[1], first[4][0])
+            mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+            assert torch.equal(module(torch.Size((1, 8, 4, 4)), "cpu", torch.float32, mask), theirs(module, torch.Size((1, 8, 4, 4)), "cpu", torch.float32, mask))
+        before = [m.forward for m in kept]
+        model_internals.cache_position_encodings(model)  # idempotent: the kept encodings stay
+        assert [m.forward for m in kept] == before
