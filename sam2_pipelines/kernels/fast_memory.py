@@ -33,6 +33,10 @@ import torch.nn.functional as F
 
 #: Query rows per chunk of the CPU attention (scores of one chunk: rows x memory tokens floats).
 QUERY_CHUNK = 512
+#: The CPU attention's key-length buffers (transposed keys, scores) have rows of a multiple of this many floats
+#: (64 bytes): with a memory of 28,700 tokens (7 frames of 4,096 and 7 object pointers of 4) every row of them
+#: started misaligned, and the two matrix products ran about 20% slower than with 28,704.
+ALIGN = 16
 
 
 def supported(model) -> bool:
@@ -61,21 +65,33 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: f
 
     ``workspace`` (a dict) keeps the CPU path's large buffers (the transposed keys and one chunk's scores)
     between calls, so that they are not allocated, and their pages faulted in, by every call; a buffer that
-    has to grow is made large enough for ``capacity`` keys at once (see :func:`full_bank_tokens`)."""
+    has to grow is made large enough for ``capacity`` keys at once (see :func:`full_bank_tokens`). Their rows
+    hold the keys rounded up to a multiple of :data:`ALIGN`; the padding keys score ``-inf``, so their softmax
+    weights are exactly 0, against zero values (kept in the workspace too)."""
     if query.device.type != "cpu" or key.shape[-1] == value.shape[-1] or torch.is_autocast_enabled("cpu"):
         return F.scaled_dot_product_attention(query[None], key[None], value[None], scale=scale)[0]
     workspace = {} if workspace is None else workspace
-    key_t = _buffer(workspace, "key_t", (key.shape[1], key.shape[0]), key, key.shape[1] * capacity)
-    key_t.copy_(key.t())
+    tokens = key.shape[0]
+    padded = -(-tokens // ALIGN) * ALIGN  # rows of the key-length buffers start 64-byte aligned
+    capacity = -(-capacity // ALIGN) * ALIGN
+    key_t = _buffer(workspace, "key_t", (key.shape[1], padded), key, key.shape[1] * capacity)
+    key_t[:, :tokens].copy_(key.t())
+    if padded > tokens:  # padding keys score -inf (weight exactly 0) against zero values
+        values = _buffer(workspace, "values", (padded, value.shape[1]), value, value.shape[1] * capacity)
+        values[:tokens].copy_(value)
+        values[tokens:].zero_()
+    else:
+        values = value
     out = value.new_empty(query.shape[0], value.shape[1])
     rows_per_chunk = min(QUERY_CHUNK, query.shape[0])
-    scores = _buffer(workspace, "scores", (rows_per_chunk, key.shape[0]), query, rows_per_chunk * capacity)
+    scores = _buffer(workspace, "scores", (rows_per_chunk, padded), query, rows_per_chunk * capacity)
     for start in range(0, query.shape[0], QUERY_CHUNK):
         rows = query[start : start + QUERY_CHUNK] * scale
         chunk = scores[: rows.shape[0]]
-        torch.mm(rows, key_t, out=chunk)
+        torch.mm(rows, key_t[:, :tokens], out=chunk[:, :tokens])
+        chunk[:, tokens:].fill_(float("-inf"))
         torch.ops.aten._softmax.out(chunk, 1, False, out=chunk)  # in place: one pass over the scores per row
-        torch.mm(chunk, value, out=out[start : start + rows.shape[0]])
+        torch.mm(chunk, values, out=out[start : start + rows.shape[0]])
     return out
 
 

@@ -72,11 +72,15 @@ def test_scratch_buffers_carried_to_the_next_frame_change_nothing(model):
             assert torch.equal(got, fresh)
 
 
-def test_chunked_cpu_attention_equals_sdpa():
+@pytest.mark.parametrize("keys", [1000, 1001, 1008])  # padded to a multiple of ALIGN (16) by 8, by 15, not at all
+def test_chunked_cpu_attention_equals_sdpa(keys):
     generator = torch.Generator().manual_seed(0)
-    query, key, value = (torch.randn(300, 32, generator=generator), torch.randn(1000, 32, generator=generator), torch.randn(1000, 8, generator=generator))
+    query, key, value = (torch.randn(300, 32, generator=generator), torch.randn(keys, 32, generator=generator), torch.randn(keys, 8, generator=generator))
     expected = torch.softmax(query @ key.t() * 0.3, dim=-1) @ value
-    torch.testing.assert_close(fast_memory.attend(query, key, value, 0.3), expected, atol=1e-6, rtol=1e-5)
+    workspace = {}
+    torch.testing.assert_close(fast_memory.attend(query, key, value, 0.3, workspace), expected, atol=1e-6, rtol=1e-5)
+    assert workspace["scores"].numel() % fast_memory.ALIGN == 0
+    assert ("values" in workspace) == (keys % fast_memory.ALIGN != 0)
 
 
 def _track(tracker, frames, fast: bool, prompts, monkeypatch):
