@@ -72,8 +72,7 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: f
         return F.scaled_dot_product_attention(query[None], key[None], value[None], scale=scale)[0]
     workspace = {} if workspace is None else workspace
     tokens = key.shape[0]
-    padded = -(-tokens // ALIGN) * ALIGN  # rows of the key-length buffers start 64-byte aligned
-    capacity = -(-capacity // ALIGN) * ALIGN
+    padded, capacity = _aligned(tokens), _aligned(capacity)  # rows of the key-length buffers start 64-byte aligned
     key_t = _buffer(workspace, "key_t", (key.shape[1], padded), key, key.shape[1] * capacity)
     key_t[:, :tokens].copy_(key.t())
     if padded > tokens:  # padding keys score -inf (weight exactly 0) against zero values
@@ -93,6 +92,11 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: f
         torch.ops.aten._softmax.out(chunk, 1, False, out=chunk)  # in place: one pass over the scores per row
         torch.mm(chunk, values, out=out[start : start + rows.shape[0]])
     return out
+
+
+def _aligned(count: int) -> int:
+    """``count`` rounded up to a multiple of :data:`ALIGN`."""
+    return -(-count // ALIGN) * ALIGN
 
 
 def _buffer(workspace: dict, name: str, shape: tuple, like: torch.Tensor, reserve: int = 0) -> torch.Tensor:
