@@ -30,6 +30,7 @@ from sam2_pipelines.image import text as text_masks
 from sam2_pipelines.image.automatic import AutomaticMaskGenerator, MaskData
 from sam2_pipelines.image.model import ImageModel
 from sam2_pipelines.core.images import load_rgb
+from sam2_pipelines.models import internals
 from sam2_pipelines.models.loading import is_image_model
 from sam2_pipelines.image.options import (
     AMG_DEFAULTS,
@@ -113,6 +114,7 @@ class MaskGenerationPipeline(Pipeline):
         image_processor = getattr(self.processor, "image_processor", None) or self.image_processor
         #: the model behind one interface (geometry, encoder, decoder); None for SAM 3's text model
         self.image_model = None if text_masks.is_text_model(self.model) else ImageModel(self.model, image_processor, self.device)
+        internals.cache_position_encodings(self.model)
 
     # ------------------------------------------------------------------ calling
     def __call__(self, inputs, **kwargs):

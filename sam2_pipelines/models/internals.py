@@ -258,17 +258,48 @@ def cache_position_encodings(model) -> None:
     1024x1024). Each such module of ``model`` gets a ``forward`` that keeps its results by shape, device and
     dtype; the values are those transformers computes (the same function, called once per shape). Calls
     with a mask, with a batch of more than one, or while ``torch.compile`` traces go to transformers' own.
-    Idempotent.
+    The SAM 2 image encoder's learned position embedding (``Sam2HieraDetModel._get_pos_embed``: the embedding
+    interpolated bicubically to the feature size plus the tiled window embedding, about 30 ms per 1024x1024
+    frame) is kept the same way, per feature size, while no gradient is recorded and as long as neither
+    parameter changes (their version counters and storage are part of the key). Idempotent.
     """
     for module in model.modules():
         kind = type(module)
         if hasattr(kind, "build_sine_position_embedding") and "forward" not in vars(module) and _POSITION_ARGUMENTS == tuple(inspect.signature(kind.forward).parameters):
             module.forward = _cached_position_encoding(module.forward)
+        if _LEARNED_POSITION_ARGUMENTS == _arguments(kind, "_get_pos_embed") and "_get_pos_embed" not in vars(module):
+            module._get_pos_embed = _cached_learned_position_embedding(module)
 
 
 #: The arguments of the position-encoding modules' ``forward`` that :func:`cache_position_encodings` wraps
 #: (another signature is left alone).
 _POSITION_ARGUMENTS = ("self", "shape", "device", "dtype", "mask")
+
+
+#: The arguments of the learned position embedding's builder that :func:`cache_position_encodings` wraps.
+_LEARNED_POSITION_ARGUMENTS = ("self", "hw")
+
+
+def _arguments(kind, name: str) -> tuple:
+    method = getattr(kind, name, None)
+    return tuple(inspect.signature(method).parameters) if callable(method) else ()
+
+
+def _cached_learned_position_embedding(module):
+    build = module._get_pos_embed  # bound: transformers' own
+    kept = {}
+
+    def _get_pos_embed(hw):
+        parameters = (module.pos_embed, module.pos_embed_window)
+        if torch.is_grad_enabled() and any(p.requires_grad for p in parameters) or torch.compiler.is_compiling():
+            return build(hw)
+        stamp = tuple((p.data_ptr(), p._version, p.dtype, str(p.device)) for p in parameters)
+        key = tuple(hw)
+        if key not in kept or kept[key][0] != stamp:
+            kept[key] = (stamp, build(hw))
+        return kept[key][1]
+
+    return _get_pos_embed
 
 
 def _cached_position_encoding(build):

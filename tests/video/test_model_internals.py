@@ -174,3 +174,34 @@ def test_position_encodings_are_kept_per_shape_with_transformers_values(owners):
         before = [m.forward for m in kept]
         model_internals.cache_position_encodings(model)  # idempotent: the kept encodings stay
         assert [m.forward for m in kept] == before
+
+
+def test_learned_position_embedding_is_kept_until_its_parameters_change(owners):
+    """cache_position_encodings also keeps the SAM 2 image encoder's learned position embedding per feature size:
+    transformers' values, built again when a parameter changes in place, and never kept while gradients flow."""
+    import torch
+
+    model = owners[0]["model"]  # SAM 2: the Hiera image encoder has one
+    kept = [m for m in model.modules() if "_get_pos_embed" in vars(m)]
+    assert len(kept) == 1, "the SAM 2 image encoder's position embedding is not kept"
+    (module,) = kept
+    theirs = type(module)._get_pos_embed
+    with torch.no_grad():
+        first = {size: module._get_pos_embed((size, size)) for size in (16, 8)}
+        for size, tensor in first.items():
+            assert module._get_pos_embed((size, size)) is tensor
+            assert torch.equal(tensor, theirs(module, (size, size)))
+        module.pos_embed.add_(1.0)  # as an optimizer step or load_state_dict does
+        try:
+            changed = module._get_pos_embed((16, 16))
+            assert changed is not first[16] and torch.equal(changed, theirs(module, (16, 16)))
+            assert not torch.equal(changed, first[16])
+        finally:
+            module.pos_embed.sub_(1.0)
+    with torch.enable_grad():
+        module.pos_embed.requires_grad_(True)
+        tracked = module._get_pos_embed((16, 16))
+        assert tracked.grad_fn is not None, "with gradients the embedding is built by transformers each time"
+    before = module._get_pos_embed
+    model_internals.cache_position_encodings(model)
+    assert module._get_pos_embed is before
