@@ -15,6 +15,7 @@ import torch
 from transformers import Pipeline
 from transformers.utils import logging
 
+from sam2_pipelines.kernels import allocator
 from sam2_pipelines.models import internals
 from sam2_pipelines.models.loading import VIDEO_CHECKPOINT_ADVICE, compile_model, is_video_model
 from sam2_pipelines.video.frame_pixels import DEFAULT_FRAME_RESIZE, check_frame_resize
@@ -145,6 +146,7 @@ class VideoObjectTrackingPipeline(Pipeline):
                 raise ValueError(f"compile=True is not supported with a text tracker ({type(self.model).__name__}): it runs transformers' SAM 3 video model as it is")
             compile_model(self.model)
         internals.cache_position_encodings(self.model)
+        allocator.one_arena()  # the read-ahead and decoder threads started from now on allocate from the main arena
 
     def _sanitize_parameters(self, **kwargs):
         """Check call options (``CALL_OPTIONS``); unknown keyword arguments are an error."""

@@ -89,3 +89,48 @@ def test_tracking_keeps_freed_memory_while_a_frame_runs_and_releases_it_at_the_e
         assert len(released) == 4  # until the stream is closed
     finally:
         hook.remove()
+
+
+ARENAS_SCRIPT = """
+import ctypes, sys, threading
+from sam2_pipelines.kernels import allocator
+
+if sys.argv[1] == "one":
+    allocator.one_arena()
+    allocator.one_arena()  # idempotent
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+barrier = threading.Barrier(4)
+
+def work():
+    block = libc.malloc(1 << 20)
+    barrier.wait()  # all alive at once, so none takes over another's arena
+    libc.free(block)
+
+threads = [threading.Thread(target=work) for _ in range(3)]
+for thread in threads:
+    thread.start()
+barrier.wait()
+for thread in threads:
+    thread.join()
+libc.malloc_stats()  # to stderr: one "Arena N:" block per arena
+"""
+
+
+@pytest.mark.parametrize("mode", ["default", "one"])
+def test_one_arena_keeps_new_threads_in_the_main_arena(mode):
+    """In a fresh process: threads started after ``one_arena()`` allocate from glibc's main arena; without it
+    each gets an arena of its own."""
+    root = Path(__file__).resolve().parents[2]
+    completed = subprocess.run([sys.executable, "-c", ARENAS_SCRIPT, mode], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    arenas = completed.stderr.count("Arena ")
+    if mode == "one":
+        assert arenas == 1, completed.stderr
+    else:
+        assert arenas >= 4, completed.stderr
+
+
+def test_a_video_pipeline_keeps_its_threads_in_one_arena(tracker):
+    assert allocator.one_arena_set()  # set when the pipeline was made (see allocator.one_arena)
