@@ -109,9 +109,9 @@ def keep_freed_memory(release: bool = True):
 def one_arena() -> None:
     """Threads that allocate for the first time from now on share glibc's main arena (``M_ARENA_MAX = 1``).
 
-    glibc gives a thread that allocates while another holds the main arena an arena of its own and keeps it for
-    the thread's life; what the thread frees returns to that arena, which only threads attached to it reuse, and
-    which keeps its memory while freed memory is kept. One arena puts the memory of the tracking threads in one
+    glibc gives each thread an arena of its own when it first allocates (until a limit of 8 per core) and keeps
+    it for the thread's life; what the thread allocated returns to that arena when freed, only threads attached
+    to it reuse it, and it keeps its memory while freed memory is kept. One arena puts the memory of the tracking threads in one
     pool. Threads already attached to an arena keep it. glibc fixes its arena limit the first time it needs it,
     so the setting lasts for the process (and does nothing if the limit was fixed before). Idempotent."""
     global _one_arena

@@ -265,7 +265,7 @@ def cache_position_encodings(model) -> None:
     """
     for module in model.modules():
         kind = type(module)
-        if hasattr(kind, "build_sine_position_embedding") and "forward" not in vars(module) and _POSITION_ARGUMENTS == tuple(inspect.signature(kind.forward).parameters):
+        if hasattr(kind, "build_sine_position_embedding") and "forward" not in vars(module) and _POSITION_ARGUMENTS == _arguments(kind, "forward"):
             module.forward = _cached_position_encoding(module.forward)
         if _LEARNED_POSITION_ARGUMENTS == _arguments(kind, "_get_pos_embed") and "_get_pos_embed" not in vars(module):
             module._get_pos_embed = _cached_learned_position_embedding(module)
@@ -281,6 +281,7 @@ _LEARNED_POSITION_ARGUMENTS = ("self", "hw")
 
 
 def _arguments(kind, name: str) -> tuple:
+    """The parameter names of method ``name`` of class ``kind`` (empty if it has none)."""
     method = getattr(kind, name, None)
     return tuple(inspect.signature(method).parameters) if callable(method) else ()
 
