@@ -7,8 +7,9 @@ use of them is a function here, so that a transformers release that changes them
 and ``tests/video/test_model_internals.py`` (run against the newest transformers too) says which name moved.
 
 It also replaces one module function of transformers' SAM 3 video model, ``mask_iou``, by a blockwise one with
-identical results (:func:`bound_pairwise_mask_iou`), and gives a model's sine position encodings a cache per
-shape (:func:`cache_position_encodings`).
+identical results (:func:`bound_pairwise_mask_iou`), gives a model's sine position encodings a cache per
+shape (:func:`cache_position_encodings`) and lets a tracking step compute only the one its step reads
+(:func:`read_position_encodings_only`).
 
 Supported: the transformers versions in :data:`SUPPORTED_TRANSFORMERS` (pyproject states the same range).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import functools
 import inspect
 
@@ -266,7 +268,7 @@ def cache_position_encodings(model) -> None:
     for module in model.modules():
         kind = type(module)
         if hasattr(kind, "build_sine_position_embedding") and "forward" not in vars(module) and _POSITION_ARGUMENTS == _arguments(kind, "forward"):
-            module.forward = _cached_position_encoding(module.forward)
+            module.forward = _cached_position_encoding(module, module.forward)
         if _LEARNED_POSITION_ARGUMENTS == _arguments(kind, "_get_pos_embed") and "_get_pos_embed" not in vars(module):
             module._get_pos_embed = _cached_learned_position_embedding(module)
 
@@ -303,18 +305,52 @@ def _cached_learned_position_embedding(module):
     return _get_pos_embed
 
 
-def _cached_position_encoding(build):
+def _cached_position_encoding(module, build):
     kept = {}
 
     def forward(shape, device, dtype, mask=None):
         if mask is not None or shape[0] != 1 or torch.compiler.is_compiling():
             return build(shape, device, dtype, mask)
+        read = _READ_POSITIONS.get()
+        if read is not None and read[0] is module and tuple(shape[-2:]) != read[1]:
+            return torch.full((), float("nan"), dtype=dtype, device=device).expand(*shape)  # read by nothing
         key = (tuple(shape), str(device), dtype)
         if key not in kept:
             kept[key] = build(shape, device, dtype)
         return kept[key]
 
     return forward
+
+
+#: Within :func:`read_position_encodings_only`: ``(the image encoder neck's sine module, (H, W) read)``.
+_READ_POSITIONS = contextvars.ContextVar("read_positions", default=None)
+
+
+@contextlib.contextmanager
+def read_position_encodings_only(model):
+    """Within the block (this thread), ``model``'s image-encoder neck computes only the position encoding that
+    a tracking step reads.
+
+    The neck of a SAM 2 video model computes a sine position encoding for each of its feature levels (256x256,
+    128x128, 64x64 and 32x32 positions of 256 channels at 1024x1024 input: 85 MB, which
+    :func:`cache_position_encodings` keeps), but transformers' ``_run_single_frame_inference`` (and the
+    memory attention of :mod:`~sam2_pipelines.kernels.fast_memory`) reads only the lowest-resolution level
+    kept (``current_vision_pos_embeds[-1]``, 64x64: 4 MB). Within the block, the neck's other levels get a
+    placeholder that takes no memory instead: NaN broadcast to their shape, so that a result that read one
+    would be NaN, not silently different. Outside the block (the model used directly) nothing changes. Needs
+    :func:`cache_position_encodings` applied first; a model without such a neck is left alone.
+    """
+    neck = getattr(getattr(model, "vision_encoder", None), "neck", None)
+    module = getattr(neck, "position_encoding", None)
+    sizes = getattr(model, "backbone_feature_sizes", None)
+    if module is None or not sizes or "forward" not in vars(module):
+        yield
+        return
+    token = _READ_POSITIONS.set((module, tuple(sizes[-1])))
+    try:
+        yield
+    finally:
+        _READ_POSITIONS.reset(token)
 
 
 def bound_pairwise_mask_iou() -> None:

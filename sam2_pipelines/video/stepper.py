@@ -37,8 +37,9 @@ class Stepper:
 
     @contextlib.contextmanager
     def compute(self):
-        """Inference mode, and autocast to the session's ``autocast`` dtype if it has one."""
-        with torch.inference_mode():
+        """Inference mode, autocast to the session's ``autocast`` dtype if it has one, and only the image
+        position encodings that steps read (:func:`~sam2_pipelines.models.internals.read_position_encodings_only`)."""
+        with torch.inference_mode(), internals.read_position_encodings_only(self.model):
             if self._autocast is None:
                 yield
             else:

@@ -205,3 +205,30 @@ def test_learned_position_embedding_is_kept_until_its_parameters_change(owners):
     before = module._get_pos_embed
     model_internals.cache_position_encodings(model)
     assert module._get_pos_embed is before
+
+
+def test_a_tracking_step_computes_only_the_position_encoding_it_reads(owners):
+    """read_position_encodings_only (entered by every tracking step): the image features of every family are
+    transformers' own, and so is the position encoding of the level a step reads (the last); the neck's other
+    levels are NaN placeholders that take no memory. Outside the block the model gives all of them again."""
+    import torch
+
+    for owner in owners:
+        model = owner["model"]
+        size = model.config.image_size
+        pixels = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            theirs = model.get_image_features(pixels, return_dict=True)
+            with model_internals.read_position_encodings_only(model):
+                ours = model.get_image_features(pixels, return_dict=True)
+            again = model.get_image_features(pixels, return_dict=True)
+        name = type(model).__name__
+        assert len(ours.fpn_position_encoding) == len(theirs.fpn_position_encoding) > 1, name
+        for mine, reference in zip(ours.fpn_hidden_states, theirs.fpn_hidden_states):
+            assert torch.equal(mine, reference), f"{name}: the features changed"
+        assert torch.equal(ours.fpn_position_encoding[-1], theirs.fpn_position_encoding[-1]), name
+        for placeholder, reference in zip(ours.fpn_position_encoding[:-1], theirs.fpn_position_encoding[:-1]):
+            assert placeholder.shape == reference.shape and not torch.isnan(reference).any(), name
+            assert torch.isnan(placeholder).all() and placeholder.untyped_storage().nbytes() <= 8, name
+        for outside, reference in zip(again.fpn_position_encoding, theirs.fpn_position_encoding):
+            assert torch.equal(outside, reference), f"{name}: the placeholders outlived the block"
