@@ -129,7 +129,7 @@ class FrameContext:
     features: torch.Tensor  # (tokens, channels): the frame's top-level features
     position: torch.Tensor  # (tokens, channels): their positional embedding
     shared: dict = field(default_factory=dict)
-    #: Large scratch buffers of the CPU path (see :func:`attend`); a later frame's context may take them over.
+    #: Large scratch buffers of the CPU path (see :func:`attend`), reused by the frame's layers and objects.
     workspace: dict = field(default_factory=dict)
 
 

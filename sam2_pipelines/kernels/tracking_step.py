@@ -46,13 +46,12 @@ class StepContext:
 
 def current(ctx: StepContext | None, model, state, frame: int) -> StepContext:
     """``ctx`` if it was made from the features the session holds now for ``frame`` (its vision-feature
-    cache), else the :class:`StepContext` of those features (which takes over ``ctx``'s scratch buffers)."""
+    cache), else a new :class:`StepContext` of those features."""
     feats, positions = model_internals.vision_features(model, state, frame)
     if ctx is not None and ctx.frame == frame and ctx.source is feats[-1]:
         return ctx
     high_res = [x.permute(1, 2, 0).view(x.size(1), x.size(2), *size) for x, size in zip(feats[:-1], model.backbone_feature_sizes[:-1])]
-    workspace = ctx.attention.workspace if ctx is not None else {}
-    attention = fast_memory.FrameContext(feats[-1][:, 0], positions[-1][:, 0], workspace=workspace)
+    attention = fast_memory.FrameContext(feats[-1][:, 0], positions[-1][:, 0])
     return StepContext(frame, feats[-1], high_res, attention)
 
 

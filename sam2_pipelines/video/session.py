@@ -449,7 +449,7 @@ class TrackingSession(SessionLifecycle):
                     yield result
         finally:
             bar.close()
-            self._stepper.end_propagation()
+            self._stepper.forget()
             allocator.release()
 
     # ------------------------------------------------------------------------------------------ streaming

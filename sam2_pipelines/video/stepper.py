@@ -126,13 +126,11 @@ class Stepper:
                 obj_ids.append(state.obj_idx_to_id(obj_idx))
                 masks.append(out["pred_masks"])
                 scores.append(out["object_score_logits"])
+        # The frame's shared work and scratch buffers go before the next frame's image encoder runs: with freed
+        # memory kept, both then use the same heap pages (kept until the next frame, they were a peak of their own)
+        self._context = None
         return obj_ids, masks, scores
 
-    def end_propagation(self) -> None:
-        """Free the memory attention's scratch buffers, reused from frame to frame while propagating."""
-        if self._context is not None:
-            self._context.attention.workspace.clear()
-
     def forget(self) -> None:
-        """Drop the shared work of the latest frame (reset, close)."""
+        """Drop the shared work of the latest frame (reset, close, a propagation that ended half-way)."""
         self._context = None
