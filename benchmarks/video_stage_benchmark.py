@@ -52,10 +52,9 @@ def contenders(paths: dict):
     meta = build_sam2_video_predictor(META_CONFIG, paths["checkpoint"], device="cpu")
     model = sam2_pipelines.pipeline("video-object-tracking", model=paths["converted"]).model
     theirs = Sam2VideoModel.from_pretrained(paths["converted"]).eval()  # transformers' model as it loads, not through this package
-    workspace = {}
 
     def ours_attend(features, position, banks):
-        context = fast_memory.FrameContext(features[:, 0], position[:, 0], workspace=workspace)  # one per frame, as tracking does
+        context = fast_memory.FrameContext(features[:, 0], position[:, 0])  # one per frame, with its own buffers, as tracking does
         return [fast_memory.condition(model, context, memory, memory_position, POINTER_TOKENS) for memory, memory_position in banks]
 
     def meta_attend(features, position, banks):
