@@ -8,7 +8,7 @@ and ``tests/video/test_model_internals.py`` (run against the newest transformers
 
 It also replaces one module function of transformers' SAM 3 video model, ``mask_iou``, by a blockwise one with
 identical results (:func:`bound_pairwise_mask_iou`), gives a model's sine position encodings a cache per
-shape (:func:`cache_position_encodings`) and lets a tracking step compute only the one its step reads
+shape (:func:`cache_position_encodings`), of which a tracking step computes only the one it reads
 (:func:`read_position_encodings_only`).
 
 Supported: the transformers versions in :data:`SUPPORTED_TRANSFORMERS` (pyproject states the same range).

@@ -57,8 +57,8 @@ def test_shared_frame_work_does_not_depend_on_the_first_object(model):
 
 
 def test_scratch_buffers_carried_to_the_next_frame_change_nothing(model):
-    """A frame's context takes over the last one's workspace (grown or reused); results are bit for bit those
-    of a fresh context."""
+    """A frame's context given the last one's workspace (grown or reused): results are bit for bit those of a
+    fresh context."""
     features, position, small, small_position = _inputs(model, 1, 4, seed=3)
     next_features, next_position, large, large_position = _inputs(model, 3, 8, seed=4)
     with torch.inference_mode():
