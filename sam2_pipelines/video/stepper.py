@@ -128,9 +128,9 @@ class Stepper:
                 scores.append(out["object_score_logits"])
         # The frame's shared work and scratch buffers go before the next frame's image encoder runs: with freed
         # memory kept, both then use the same heap pages (kept until the next frame, they were a peak of their own)
-        self._context = None
+        self.forget()
         return obj_ids, masks, scores
 
     def forget(self) -> None:
-        """Drop the shared work of the latest frame (reset, close, a propagation that ended half-way)."""
+        """Drop the shared work of the latest frame (a frame tracked, the end of a propagation, reset, close)."""
         self._context = None

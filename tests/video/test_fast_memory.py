@@ -56,9 +56,9 @@ def test_shared_frame_work_does_not_depend_on_the_first_object(model):
     assert torch.equal(alone, after)  # bit for bit: replaying one object alone reproduces its step
 
 
-def test_scratch_buffers_carried_to_the_next_frame_change_nothing(model):
-    """A frame's context given the last one's workspace (grown or reused): results are bit for bit those of a
-    fresh context."""
+def test_scratch_buffers_grown_or_reused_change_nothing(model):
+    """A context whose workspace another context filled, then grows and reuses (objects of one frame with
+    banks of different sizes): results are bit for bit those of a fresh context."""
     features, position, small, small_position = _inputs(model, 1, 4, seed=3)
     next_features, next_position, large, large_position = _inputs(model, 3, 8, seed=4)
     with torch.inference_mode():
